@@ -1,39 +1,53 @@
-"""The one record layout: written by the firmware's journal, read by the depot tools (validator.md section 4).
+"""The one record format: written by the firmware's journal, read by the depot tools (validator.md section 4).
 
     raw = Record(KIND_INTENT, seq=7, card_no=3105170010170907984, amount=200).encode()
-    assert Record.decode(raw).seq == 7 and len(raw) == SIZE
+    assert Record.decode(raw).seq == 7 and len(raw) == INTENT_SIZE
 
-Fixed 64 bytes, big-endian, CRC32 (IEEE, as zlib/binascii) over bytes 0..59 at 60..63:
+Two fixed layouts, big-endian, told apart by byte 1 (kind), each ending in a CRC32 (IEEE, as zlib/binascii)
+over the bytes before it. Sizes are multiples of 8 so that flash programs stay word-aligned.
+
+Intent (INTENT_SIZE = 48): everything clearing needs about the payment, written before the card may be debited.
 
     off len field
       0   1 format version (VERSION)
-      1   1 kind: 1 intent, 2 completed, 3 cancelled, 4 unresolved
-      2   2 flags (FLAG_*)
-      4   4 seq: this record's sequence number (rises for the life of the board, never reused)
-      8   4 ref: for an outcome, the sequence number of the intent it closes; 0 for an intent
-     12   8 card number (EF15 application serial as an unsigned integer, protocol section 7.7)
-     20   8 issuer ID (EF15 bytes 0..7)
-     28   1 card type (EF17 byte 10)
-     29   1 key version (INITIALIZE answer)
-     30   1 algorithm ID (INITIALIZE answer)
-     31   1 transaction type: 0x09 compound (CAPP) or 0x06 simple purchase
-     32   2 offline counter as INITIALIZE returned it (before the debit)
-     34   4 amount, fen
-     38   4 balance, fen: before the purchase in an intent, after it in an outcome
-     42   4 TTC: the PSAM's terminal transaction sequence number from 8070
-     46   7 transaction date and time, BCD YYYYMMDDhhmmss (the values MAC1 and the TAC cover)
-     53   4 TAC (zero until known)
-     57   3 reserved, zero
-     60   4 CRC32
+      1   1 kind: 1 intent
+      2   1 flags (FLAG_*): FLAG_SIMPLE marks the simple (06) purchase, else compound (09)
+      3   4 seq: this record's sequence number (rises for the life of the board, never reused)
+      7   8 card number (EF15 application serial as an unsigned integer, protocol section 7.7)
+     15   8 issuer ID (EF15 bytes 0..7)
+     23   1 card type (EF17 byte 10)
+     24   1 key version (INITIALIZE answer)
+     25   1 algorithm ID (INITIALIZE answer)
+     26   2 offline counter as INITIALIZE returned it (before the debit)
+     28   4 amount, fen
+     32   4 balance before the purchase, fen (INITIALIZE answer)
+     36   4 TTC: the PSAM's terminal transaction sequence number from 8070
+     40   4 transaction time: CST seconds since 1970-01-01 (the date and time MAC1 and the TAC cover)
+     44   4 CRC32 of bytes 0..43
 
-What many records share (board ID, PSAM number, terminal number, line, vehicle, versions) lives once in the
-journal's segment header, not here.
+Outcome (OUTCOME_SIZE = 24): how the intent it cites ended.
+
+      0   1 format version
+      1   1 kind: 2 completed, 3 cancelled, 4 unresolved
+      2   1 flags (FLAG_*)
+      3   1 reserved, zero
+      4   4 seq
+      8   4 ref: the sequence number of the intent this outcome closes
+     12   4 balance after, fen (completed; the balance before for cancelled and unresolved)
+     16   4 TAC (zero when unknown)
+     20   4 CRC32 of bytes 0..19
+
+Two small records per payment instead of one large one keep a 4 MB board inside its 2 MiB budget (20,000 records,
+the configuration and two 50,000-entry denylists; validator.md section 4). What many records share (board ID,
+PSAM number, terminal number, line, vehicle, versions) lives once in the journal's segment header.
 """
-from tunion.compat import const, crc32, u16, u32, put_u16, put_u32
+from tunion.compat import const, crc32, u32, put_u32
+from tunion.clock import bcd_datetime
 
 VERSION = const(1)
-SIZE = const(64)
-_CRC_AT = const(60)
+INTENT_SIZE = const(48)
+OUTCOME_SIZE = const(24)
+MAX_SIZE = const(48)
 
 KIND_INTENT = const(1)
 KIND_COMPLETED = const(2)
@@ -41,10 +55,12 @@ KIND_CANCELLED = const(3)
 KIND_UNRESOLVED = const(4)
 KIND_NAMES = {1: "intent", 2: "completed", 3: "cancelled", 4: "unresolved"}
 
-FLAG_RECOVERED = const(1)  # completed by GET TRANSACTION PROVE or the counter/EF18 evidence after a tear
-FLAG_MAC2_UNVERIFIED = const(2)  # the PSAM session was gone: MAC2 could not be checked by 8072
-FLAG_TEST_KEYS = const(4)  # signed by the software SAM's test keys: never clear it for money
-FLAG_MAC2_BAD = const(8)  # the PSAM rejected MAC2 (the card was still debited: DEBIT answered 9000)
+FLAG_SIMPLE = const(1)  # intent: simple purchase (type 06), else compound (09)
+FLAG_RECOVERED = const(2)  # completed by GET TRANSACTION PROVE or the counter/EF18 evidence after a tear
+FLAG_MAC2_UNVERIFIED = const(4)  # the PSAM session was gone: MAC2 could not be checked by 8072
+FLAG_MAC2_BAD = const(8)  # the PSAM rejected MAC2 (DEBIT answered 9000: the card was debited all the same)
+FLAG_TEST_KEYS = const(16)  # signed by the software SAM's test keys: never clear it for money
+FLAG_TIMEOUT = const(32)  # unresolved because the intent timed out or another card paid
 
 TTYPE_SIMPLE = const(0x06)
 TTYPE_COMPOUND = const(0x09)
@@ -52,6 +68,19 @@ TTYPE_COMPOUND = const(0x09)
 
 class RecordError(ValueError):
     """Bytes that are not a valid record: wrong size, unknown version or kind, or CRC mismatch."""
+
+
+def size_of(kind):
+    """Bytes a record of this kind takes (0 for an unknown kind): readers walk the journal with it."""
+    if kind == KIND_INTENT:
+        return INTENT_SIZE
+    if kind in KIND_NAMES:
+        return OUTCOME_SIZE
+    return 0
+
+
+def _crc(b, n):
+    return crc32(memoryview(b)[:n]) & 0xFFFFFFFF
 
 
 class Record:
@@ -62,17 +91,16 @@ class Record:
         ref=0,
         flags=0,
         card_no=0,
-        issuer=bytes(8),
+        issuer=b"\x00\x00\x00\x00\x00\x00\x00\x00",
         card_type=0,
         key_version=0,
         alg_id=0,
-        ttype=TTYPE_COMPOUND,
         counter=0,
         amount=0,
         balance=0,
         ttc=0,
-        dt=bytes(7),
-        tac=bytes(4),
+        time=0,
+        tac=b"\x00\x00\x00\x00",
     ):
         self.kind = kind
         self.seq = seq
@@ -83,105 +111,135 @@ class Record:
         self.card_type = card_type
         self.key_version = key_version
         self.alg_id = alg_id
-        self.ttype = ttype
         self.counter = counter
         self.amount = amount
         self.balance = balance
         self.ttc = ttc
-        self.dt = bytes(dt)
+        self.time = time
         self.tac = bytes(tac)
 
-    def outcome(self, kind, seq=0, flags=0, balance=None, tac=None):
-        """A new outcome record closing this intent: every payment field copied, `ref` = this intent's seq."""
+    @property
+    def ttype(self):
+        return TTYPE_SIMPLE if self.flags & FLAG_SIMPLE else TTYPE_COMPOUND
+
+    @property
+    def dt(self):
+        """The 7-byte BCD date-time MAC1 and the TAC cover."""
+        return bcd_datetime(self.time)
+
+    @property
+    def size(self):
+        return size_of(self.kind)
+
+    def outcome(self, kind, flags=0, balance=None, tac=None):
+        """A new outcome closing this intent: `ref` = this intent's seq; the intent's fields are carried along in
+        memory (only the outcome's own fields are encoded)."""
         r = Record(
             kind,
-            seq,
+            0,
             self.seq,
-            self.flags | flags,
+            (self.flags & ~FLAG_SIMPLE) | flags,
             self.card_no,
             self.issuer,
             self.card_type,
             self.key_version,
             self.alg_id,
-            self.ttype,
             self.counter,
             self.amount,
             self.balance if balance is None else balance,
             self.ttc,
-            self.dt,
-            self.tac if tac is None else tac,
+            self.time,
+            tac if tac is not None else b"\x00\x00\x00\x00",
         )
         return r
 
     def encode(self, buf=None):
-        """The 64 bytes; written into `buf` (a bytearray of SIZE, reused on hot paths) when given."""
-        b = buf if buf is not None else bytearray(SIZE)
+        """The record's bytes; written into `buf` (a bytearray of at least MAX_SIZE, reused on hot paths) when
+        given, and then a memoryview of the used part is returned."""
+        n = size_of(self.kind)
+        if n == 0:
+            raise RecordError("unknown record kind %d" % self.kind)
+        b = buf if buf is not None else bytearray(n)
         b[0] = VERSION
         b[1] = self.kind
-        put_u16(b, 2, self.flags)
-        put_u32(b, 4, self.seq)
-        put_u32(b, 8, self.ref)
-        put_u32(b, 12, self.card_no >> 32)
-        put_u32(b, 16, self.card_no & 0xFFFFFFFF)
-        b[20:28] = self.issuer
-        b[28] = self.card_type
-        b[29] = self.key_version
-        b[30] = self.alg_id
-        b[31] = self.ttype
-        put_u16(b, 32, self.counter)
-        put_u32(b, 34, self.amount)
-        put_u32(b, 38, self.balance)
-        put_u32(b, 42, self.ttc)
-        b[46:53] = self.dt
-        b[53:57] = self.tac
-        b[57] = b[58] = b[59] = 0
-        put_u32(b, _CRC_AT, crc32(memoryview(b)[:_CRC_AT]) & 0xFFFFFFFF)
+        b[2] = self.flags & 0xFF
+        if self.kind == KIND_INTENT:
+            put_u32(b, 3, self.seq)
+            put_u32(b, 7, self.card_no >> 32)
+            put_u32(b, 11, self.card_no & 0xFFFFFFFF)
+            b[15:23] = self.issuer
+            b[23] = self.card_type
+            b[24] = self.key_version
+            b[25] = self.alg_id
+            b[26] = (self.counter >> 8) & 0xFF
+            b[27] = self.counter & 0xFF
+            put_u32(b, 28, self.amount)
+            put_u32(b, 32, self.balance)
+            put_u32(b, 36, self.ttc)
+            put_u32(b, 40, self.time)
+        else:
+            b[3] = 0
+            put_u32(b, 4, self.seq)
+            put_u32(b, 8, self.ref)
+            put_u32(b, 12, self.balance)
+            b[16:20] = self.tac
+        put_u32(b, n - 4, _crc(b, n - 4))
+        if buf is not None:
+            return memoryview(b)[:n]
         return b
 
     @staticmethod
     def decode(raw):
-        if len(raw) != SIZE:
-            raise RecordError("record is %d bytes, not %d" % (len(raw), SIZE))
+        """A Record from bytes (exactly one record); RecordError when they are not a valid record."""
+        if len(raw) < 2:
+            raise RecordError("record too short")
         if raw[0] != VERSION:
             raise RecordError("unknown record version %d" % raw[0])
-        if crc32(memoryview(raw)[:_CRC_AT]) & 0xFFFFFFFF != u32(raw, _CRC_AT):
-            raise RecordError("record CRC mismatch")
-        if raw[1] not in KIND_NAMES:
+        n = size_of(raw[1])
+        if n == 0:
             raise RecordError("unknown record kind %d" % raw[1])
-        return Record(
-            raw[1],
-            u32(raw, 4),
-            u32(raw, 8),
-            u16(raw, 2),
-            (u32(raw, 12) << 32) | u32(raw, 16),
-            bytes(raw[20:28]),
-            raw[28],
-            raw[29],
-            raw[30],
-            raw[31],
-            u16(raw, 32),
-            u32(raw, 34),
-            u32(raw, 38),
-            u32(raw, 42),
-            bytes(raw[46:53]),
-            bytes(raw[53:57]),
-        )
-
-    def is_outcome(self):
-        return self.kind != KIND_INTENT
+        if len(raw) != n:
+            raise RecordError("%s record is %d bytes, not %d" % (KIND_NAMES[raw[1]], len(raw), n))
+        if _crc(raw, n - 4) != u32(raw, n - 4):
+            raise RecordError("record CRC mismatch")
+        if raw[1] == KIND_INTENT:
+            return Record(
+                KIND_INTENT,
+                u32(raw, 3),
+                0,
+                raw[2],
+                (u32(raw, 7) << 32) | u32(raw, 11),
+                bytes(raw[15:23]),
+                raw[23],
+                raw[24],
+                raw[25],
+                (raw[26] << 8) | raw[27],
+                u32(raw, 28),
+                u32(raw, 32),
+                u32(raw, 36),
+                u32(raw, 40),
+            )
+        return Record(raw[1], u32(raw, 4), u32(raw, 8), raw[2], balance=u32(raw, 12), tac=bytes(raw[16:20]))
 
     def __eq__(self, other):
         return isinstance(other, Record) and bytes(self.encode()) == bytes(other.encode())
 
     def __repr__(self):
-        return "Record(%s seq=%d ref=%d card=%d amount=%d balance=%d ctr=%d ttc=%d flags=%d)" % (
+        if self.kind == KIND_INTENT:
+            return "Record(intent seq=%d card=%d amount=%d balance=%d ctr=%d ttc=%d flags=%d)" % (
+                self.seq,
+                self.card_no,
+                self.amount,
+                self.balance,
+                self.counter,
+                self.ttc,
+                self.flags,
+            )
+        return "Record(%s seq=%d ref=%d balance=%d tac=%s flags=%d)" % (
             KIND_NAMES.get(self.kind, "?"),
             self.seq,
             self.ref,
-            self.card_no,
-            self.amount,
             self.balance,
-            self.counter,
-            self.ttc,
+            self.tac.hex(),
             self.flags,
         )
