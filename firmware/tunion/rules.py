@@ -1,0 +1,137 @@
+"""Decide, on what the card showed, whether and how much to charge (validator.md s.2, protocol s.7.7).
+
+    status, fare = decide(facts, config, state, now)   # status None: pay `fare` fen; else an outcome status
+    ...; state.paid(facts.card_no, now[1])             # the tap, after a payment: the 1 s repeat check
+
+Checks run in the order of validator.md s.2 (the SELECT-level "blocked" check is the tap's, before this):
+clock, activation and interoperation, dates, denylist, repeat within 1 s, concession window, then the fare.
+The balance check is the card's own (INITIALIZE answers 9401). `decide` reads no clock and writes nothing.
+"""
+from tunion import outcome
+from tunion.clock import date_int, secs_from_bcd
+from tunion.compat import const, ticks_diff
+from tunion.version import BUILD_DATE
+
+_INDUSTRY_BUS = const(0x02)  # EF1E byte 9 (protocol s.2): 01 metro, 02 bus
+# EF1E byte 0 values that are a boarding (protocol s.2): 02/06 single fare, 03 entry. The tap writes 06.
+_BOARDING = (0x02, 0x03, 0x06)
+
+
+class State:
+    """What the decision keeps in RAM between taps: the last card that paid here and its tick. A reboot clears
+    it, which is safe: the repeat check only suppresses a double beep, the concession check reads the card."""
+
+    def __init__(self):
+        self.last_card = None
+        self.last_tick = 0
+
+    def paid(self, card_no, ticks):
+        self.last_card = card_no
+        self.last_tick = ticks
+
+    def is_repeat(self, card_no, ticks, repeat_ms):
+        if self.last_card is None or card_no != self.last_card:
+            return False
+        d = ticks_diff(ticks, self.last_tick)
+        return 0 <= d < repeat_ms
+
+
+def last_boarding(facts):
+    """(secs, record) of the card's latest EF1E record when it is a boarding with a real date, else None.
+    A garbage date on the card means "no usable record", never a refusal."""
+    rec = facts.last_ef1e
+    if rec is None or rec.ttype not in _BOARDING:
+        return None
+    try:
+        return secs_from_bcd(rec.dt), rec
+    except ValueError:
+        return None
+
+
+def is_concession(facts, config):
+    """A local card whose card type the fare table marks as a concession (validator.md s.2)."""
+    rule = config.card_types.get(facts.ef17.card_type)
+    return rule is not None and rule.concession and config.is_local(facts.ef15, facts.ef17)
+
+
+def paid_here_within(facts, config, secs, window):
+    """The latest EF1E record is a boarding on this line, in this city, 0..window seconds before `secs`."""
+    lb = last_boarding(facts)
+    if lb is None:
+        return False
+    t, rec = lb
+    if rec.line != config.line or rec.city != config.city or rec.industry != _INDUSTRY_BUS:
+        return False
+    return 0 <= secs - t <= window
+
+
+def is_transfer(facts, config, secs):
+    """The latest EF1E record is a boarding in this city on another line (or another mode, e.g. metro) within
+    the transfer window. A boarding on this same line is a return trip, not a transfer."""
+    if config.transfer_s <= 0:
+        return False
+    lb = last_boarding(facts)
+    if lb is None:
+        return False
+    t, rec = lb
+    if rec.city != config.city:
+        return False
+    if rec.industry == _INDUSTRY_BUS and rec.line == config.line:
+        return False
+    return 0 <= secs - t <= config.transfer_s
+
+
+def fare_for(facts, config, secs):
+    """The fare in fen, 0 <= fare <= the line's base fare. Local cards: the better of their card type's percent
+    and the all-cards percent; visiting cards (异地卡): the all-cards percent only; then the transfer discount."""
+    base = config.base_fare
+    pct = config.all_cards_percent
+    if config.is_local(facts.ef15, facts.ef17):
+        rule = config.card_types.get(facts.ef17.card_type)
+        if rule is not None and rule.percent < pct:
+            pct = rule.percent
+    fare = base * pct // 100
+    if fare > 0 and config.transfer_discount > 0 and is_transfer(facts, config, secs):
+        fare -= config.transfer_discount
+        if fare < 0:
+            fare = 0
+    return fare
+
+
+def check_card(facts, config, secs):
+    """The card-only checks (no RAM state): an outcome status, or None when the card may pay."""
+    ef15 = facts.ef15
+    ef17 = facts.ef17
+    # protocol s.7.7: EF15 byte 9 = 00 is not activated; EF17 bytes 8..9 = 0000 on a visiting card is not
+    # enabled for interoperation (a local card needs no interoperation flag).
+    if ef15.app_version == 0:
+        return outcome.REFUSED_NOT_ENABLED
+    if ef17.interop == 0 and not config.is_local(ef15, ef17):
+        return outcome.REFUSED_NOT_ENABLED
+    today = date_int(secs)
+    if today < ef15.start:
+        return outcome.REFUSED_NOT_YET_VALID
+    if today > ef15.expiry:  # the expiry day itself is still valid
+        return outcome.REFUSED_EXPIRED
+    dl = config.denylist
+    if dl is not None and dl.contains(facts.card_no):
+        return outcome.REFUSED_DENYLISTED
+    return None
+
+
+def decide(facts, config, state, now):
+    """(status, fare): status None means "pay `fare` fen"; otherwise a refusal, IGNORED_REPEAT, OOS_CLOCK or
+    OOS_CONFIG, and fare is 0."""
+    if config is None:
+        return outcome.OOS_CONFIG, 0
+    secs, ticks = now
+    if date_int(secs) < BUILD_DATE:
+        return outcome.OOS_CLOCK, 0  # validator.md s.5: a clock before the firmware existed is not set
+    status = check_card(facts, config, secs)
+    if status is not None:
+        return status, 0
+    if state is not None and state.is_repeat(facts.card_no, ticks, config.repeat_ms):
+        return outcome.IGNORED_REPEAT, 0
+    if is_concession(facts, config) and paid_here_within(facts, config, secs, config.concession_s):
+        return outcome.REFUSED_ALREADY_PAID, 0
+    return None, fare_for(facts, config, secs)
