@@ -60,7 +60,7 @@ FLAG_RECOVERED = const(2)  # completed by GET TRANSACTION PROVE or the counter/E
 FLAG_MAC2_UNVERIFIED = const(4)  # the PSAM session was gone: MAC2 could not be checked by 8072
 FLAG_MAC2_BAD = const(8)  # the PSAM rejected MAC2 (DEBIT answered 9000: the card was debited all the same)
 FLAG_TEST_KEYS = const(16)  # signed by the software SAM's test keys: never clear it for money
-FLAG_TIMEOUT = const(32)  # unresolved because the intent timed out or another card paid
+FLAG_ABANDONED = const(32)  # unresolved: the intent timed out, another card paid, or the depot closed it
 
 TTYPE_SIMPLE = const(0x06)
 TTYPE_COMPOUND = const(0x09)

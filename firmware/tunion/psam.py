@@ -1,0 +1,91 @@
+"""The PSAM client: terminal identity and the two purchase commands (tunion-protocol.md section 5).
+
+    sam = Psam(port); sam.open(); ttc, mac1 = sam.init_purchase(...); ok = sam.credit(mac2)
+
+Any failure of the PSAM raises SamError: the validator goes out of service (OOS_SAM). Keys never leave it.
+"""
+from tunion.compat import const, u32, put_u32
+from tunion.apdu import SW_OK, SW_MAC_INVALID, sw, data, sw_name
+from tunion.errors import CardLost, SamError
+
+_READ_EF15 = b"\x00\xb0\x95\x00\x0e"  # serial(10) version(1) key card type(1) FCI(2)
+_READ_EF16 = b"\x00\xb0\x96\x00\x06"  # terminal number, 6 bytes BCD
+_SELECT_DF = b"\x00\xa4\x00\x00\x02\x80\x11"  # the T-Union PSAM application
+_READ_EF17 = b"\x00\xb0\x97\x00\x01"  # byte 0: purchase key index for 8050
+_LC_8070_TWO_LEVELS = const(0x24)  # 20 bytes + 2 factors of 8 (cardSN8 || issuerID8)
+
+
+class Psam:
+    def __init__(self, port):
+        self.port = port
+        self.serial = None
+        self.terminal = None
+        self.key_index = 1
+        self.apdus = 0
+        # The TTC of the last 8070: 8072 can verify MAC2 only for the session that 8070 opened.
+        self.session_ttc = None
+        self.test_keys = bool(getattr(port, "test_keys", False))
+        self._cmd = bytearray(5 + _LC_8070_TWO_LEVELS + 1)
+
+    def _x(self, apdu, n, what):
+        self.apdus += 1
+        try:
+            r = self.port.transceive(apdu)
+        except CardLost:
+            self.session_ttc = None
+            raise SamError("%s: PSAM not answering" % what)
+        if len(r) < 2:
+            raise SamError("%s: answer too short" % what)
+        s = sw(r)
+        if s != SW_OK:
+            raise SamError("%s: %s" % (what, sw_name(s)))
+        d = data(r)
+        if n is not None and len(d) != n:
+            raise SamError("%s: %d bytes, expected %d" % (what, len(d), n))
+        return d
+
+    def open(self):
+        """Read the PSAM's identity and select its T-Union application; SamError when it is not usable."""
+        self.serial = bytes(self._x(_READ_EF15, 14, "PSAM EF15")[0:10])
+        self.terminal = bytes(self._x(_READ_EF16, 6, "PSAM EF16"))
+        self._x(_SELECT_DF, None, "PSAM select 8011")
+        self.key_index = self._x(_READ_EF17, 1, "PSAM EF17")[0]
+        self.session_ttc = None
+        return self
+
+    def init_purchase(self, random4, counter, amount, ttype, dt7, key_version, alg_id, sn8, issuer8):
+        """INIT SAM FOR PURCHASE (80 70): (ttc, mac1). Factors cardSN8 || issuerID8 (section 5, T-Union N=2)."""
+        a = self._cmd
+        a[0:5] = b"\x80\x70\x00\x00\x24"
+        a[5:9] = random4
+        a[9] = (counter >> 8) & 0xFF
+        a[10] = counter & 0xFF
+        put_u32(a, 11, amount)
+        a[15] = ttype
+        a[16:23] = dt7
+        a[23] = key_version
+        a[24] = alg_id
+        a[25:33] = sn8
+        a[33:41] = issuer8
+        a[41] = 0x08
+        self.session_ttc = None
+        d = self._x(a, 8, "PSAM 8070")
+        ttc = u32(d, 0)
+        self.session_ttc = ttc
+        return ttc, bytes(d[4:8])
+
+    def credit(self, mac2):
+        """CREDIT SAM FOR PURCHASE (80 72): True when the PSAM verified MAC2, False when it rejected it."""
+        self.apdus += 1
+        try:
+            r = self.port.transceive(b"\x80\x72\x00\x00\x04" + bytes(mac2))
+        except CardLost:
+            raise SamError("PSAM 8072: PSAM not answering")
+        finally:
+            self.session_ttc = None  # one 8072 per 8070
+        s = sw(r) if len(r) >= 2 else 0
+        if s == SW_OK:
+            return True
+        if s == SW_MAC_INVALID or (s >> 8) in (0x93, 0x69):
+            return False
+        raise SamError("PSAM 8072: %s" % sw_name(s))
