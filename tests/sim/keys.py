@@ -28,3 +28,12 @@ OTHER_ISSUER = b"\x02\x99\x99\x80\xff\xff\xff\xff"
 TEST_TERMINAL = b"\x99\x99\x00\x00\x00\x01"  # PSAM EF16 terminal number, 6 bytes BCD
 TEST_PSAM_SERIAL = b"\x99\x99\x00\x00\x00\x00\x00\x00\x00\x01"  # PSAM EF15 serial, 10 bytes BCD
 TEST_CARD_NO = 3199990000000000001  # 19 digits starting 31 (protocol section 7.6)
+
+
+def key_file_text():
+    """The software SAM's key file (softsam.load_keys format) holding these test keys and identities."""
+    return (
+        "# software SAM key file: TEST KEYS ONLY (docs/test-keys.md)\n"
+        "mpk = %s\nmtk = %s\nmbk = %s\nterminal = %s\nserial = %s\nkey_index = %d\nkey_version = %d\n"
+        % (MPK.hex(), MTK.hex(), MBK.hex(), TEST_TERMINAL.hex(), TEST_PSAM_SERIAL.hex(), KEY_INDEX, KEY_VERSION)
+    )
