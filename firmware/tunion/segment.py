@@ -1,0 +1,199 @@
+"""Journal segments: the 64-byte header both flash journals write, and the walk that finds records after a cut.
+
+    hdr = SegmentHeader(board_id=b"\\x24\\x0a\\xc4\\x11\\x22\\x33", line="B12", vehicle="10086")
+    raw = hdr.encode(segno=5, first_seq=1001)         # 64 bytes, CRC-protected
+    h, segno, first = SegmentHeader.decode(raw)       # SegmentError when the CRC or magic is wrong
+    for off, rec in entries(buf, HEADER_SIZE, len(buf), last_non_ff(buf, HEADER_SIZE, len(buf))): ...
+
+What many records share lives once per segment (validator.md section 4). Header layout, big-endian:
+
+    off len field
+      0   2 magic b"TJ"
+      2   1 header format version (HEADER_VERSION)
+      3   4 segment number: +1 for every segment the board opens, for its whole life
+      7   4 first seq: the sequence number the segment's first record gets (the floor survives full acknowledgement)
+     11   8 board ID (machine.unique_id(), zero-padded)
+     19  10 PSAM number (PSAM EF15 serial)
+     29   6 terminal number (PSAM EF16)
+     35   8 line (text, zero-padded)
+     43  10 vehicle (text, zero-padded; a plate like "沪AD12345" is 10 bytes of UTF-8)
+     53   4 configuration version
+     57   3 firmware version major, minor, patch (tunion.version)
+     60   4 CRC32 of bytes 0..59
+
+Records follow the header back to back (record.py sizes are multiples of 8). Unwritten flash reads 0xFF, and a
+record starts with its format version (1), so a blank area is told from a record by its first byte; a torn or
+damaged record fails its CRC and is skipped 8 bytes at a time until the next valid record (`entries`).
+"""
+from tunion.compat import const, crc32, u32, put_u32
+from tunion.record import Record, RecordError, VERSION, size_of
+from tunion.version import FIRMWARE_VERSION
+
+HEADER_SIZE = const(64)
+HEADER_VERSION = const(1)
+ALIGN = const(8)  # record sizes and write offsets are multiples of 8 (record.py)
+_MAGIC0 = const(0x54)  # "T"
+_MAGIC1 = const(0x4A)  # "J"
+
+
+class SegmentError(ValueError):
+    """Bytes that are not a valid segment header."""
+
+
+def _field(v, n):
+    if isinstance(v, int):
+        v = str(v)
+    if isinstance(v, str):
+        v = v.encode()
+    v = bytes(v)
+    if len(v) > n:
+        raise ValueError("header field %r longer than %d bytes" % (v, n))
+    return v + bytes(n - len(v))
+
+
+def _text(b):
+    end = len(b)
+    while end and b[end - 1] == 0:
+        end -= 1
+    try:
+        return bytes(b[:end]).decode()
+    except Exception:  # not UTF-8: keep the bytes
+        return bytes(b[:end])
+
+
+def _fw_tuple(s):
+    parts = (s.split(".") + ["0", "0", "0"])[:3]
+    return (int(parts[0]) & 0xFF, int(parts[1]) & 0xFF, int(parts[2]) & 0xFF)
+
+
+class SegmentHeader:
+    """What the records of one segment share; the journal stamps it into every segment it opens."""
+
+    def __init__(
+        self,
+        board_id=b"",
+        psam_no=b"",
+        terminal=b"",
+        line="",
+        vehicle="",
+        config_version=0,
+        fw_version=FIRMWARE_VERSION,
+    ):
+        self.board_id = _field(board_id, 8)
+        self.psam_no = _field(psam_no, 10)
+        self.terminal = _field(terminal, 6)
+        self.line = _field(line, 8)
+        self.vehicle = _field(vehicle, 10)
+        self.config_version = config_version
+        self.fw_version = fw_version if isinstance(fw_version, str) else "%d.%d.%d" % tuple(fw_version)
+        _fw_tuple(self.fw_version)  # ValueError now rather than at the first append
+
+    def encode(self, segno, first_seq, buf=None):
+        b = buf if buf is not None else bytearray(HEADER_SIZE)
+        b[0] = _MAGIC0
+        b[1] = _MAGIC1
+        b[2] = HEADER_VERSION
+        put_u32(b, 3, segno)
+        put_u32(b, 7, first_seq)
+        b[11:19] = self.board_id
+        b[19:29] = self.psam_no
+        b[29:35] = self.terminal
+        b[35:43] = self.line
+        b[43:53] = self.vehicle
+        put_u32(b, 53, self.config_version)
+        b[57:60] = bytes(_fw_tuple(self.fw_version))
+        put_u32(b, 60, crc32(memoryview(b)[:60]) & 0xFFFFFFFF)
+        return b
+
+    @staticmethod
+    def decode(raw):
+        """(SegmentHeader, segno, first_seq) from 64 bytes; SegmentError when they are not a valid header."""
+        if len(raw) < HEADER_SIZE or raw[0] != _MAGIC0 or raw[1] != _MAGIC1:
+            raise SegmentError("no segment magic")
+        if crc32(memoryview(raw)[:60]) & 0xFFFFFFFF != u32(raw, 60):
+            raise SegmentError("segment header CRC mismatch")
+        if raw[2] != HEADER_VERSION:
+            raise SegmentError("unknown segment header version %d" % raw[2])
+        h = SegmentHeader(
+            bytes(raw[11:19]),
+            bytes(raw[19:29]),
+            bytes(raw[29:35]),
+            bytes(raw[35:43]),
+            bytes(raw[43:53]),
+            u32(raw, 53),
+            "%d.%d.%d" % (raw[57], raw[58], raw[59]),
+        )
+        return h, u32(raw, 3), u32(raw, 7)
+
+    def fields(self):
+        """The header as plain values (text fields decoded), for the depot and the service module."""
+        return {
+            "board_id": self.board_id,
+            "psam_no": self.psam_no,
+            "terminal": self.terminal,
+            "line": _text(self.line),
+            "vehicle": _text(self.vehicle),
+            "config_version": self.config_version,
+            "fw_version": self.fw_version,
+        }
+
+    def __eq__(self, other):
+        return isinstance(other, SegmentHeader) and bytes(self.encode(0, 0)) == bytes(other.encode(0, 0))
+
+
+def is_blank(raw):
+    """True when every byte is 0xFF (erased flash)."""
+    for x in raw:
+        if x != 0xFF:
+            return False
+    return True
+
+
+def last_non_ff(buf, start, end):
+    """Index of the last byte in buf[start:end] that is not 0xFF, or start - 1 when the area is blank."""
+    i = end - 1
+    # 8 bytes at a time while blank (each slice compare runs in C), then byte by byte.
+    ff8 = b"\xff\xff\xff\xff\xff\xff\xff\xff"
+    while i - 7 >= start and buf[i - 7 : i + 1] == ff8:
+        i -= 8
+    while i >= start and buf[i] == 0xFF:
+        i -= 1
+    return i
+
+
+def entries(buf, start, end, last):
+    """Yield (offset, Record) for each valid record in buf[start:end] and (offset, None) where a damaged or torn
+    stretch begins; `last` = last_non_ff(buf, start, end). A damaged stretch is skipped 8 bytes at a time, so a
+    flipped bit or a torn record never hides the records after it."""
+    o = start
+    damaged = -1
+    while o + ALIGN <= end and o <= last:
+        if buf[o] == VERSION:
+            n = size_of(buf[o + 1])
+            if n and o + n <= end:
+                try:
+                    rec = Record.decode(bytes(buf[o : o + n]))
+                except RecordError:
+                    rec = None
+                if rec is not None:
+                    if damaged >= 0:
+                        yield damaged, None
+                        damaged = -1
+                    yield o, rec
+                    o += n
+                    continue
+        if damaged < 0:
+            damaged = o
+        o += ALIGN
+    if damaged >= 0:
+        yield damaged, None
+
+
+def write_point(end_of_last_record, last, start):
+    """Where the next record may be programmed: after the last valid record and after any torn bytes (so a new
+    record never lands on bits a cut left programmed), 8-aligned."""
+    wp = end_of_last_record if end_of_last_record > start else start
+    torn_end = last + 1
+    if torn_end > wp:
+        wp = start + ((torn_end - start + ALIGN - 1) // ALIGN) * ALIGN
+    return wp
