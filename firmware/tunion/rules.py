@@ -24,6 +24,9 @@ class State:
     def __init__(self):
         self.last_card = None
         self.last_tick = 0
+        # Intents closed `unresolved` by another card's payment or a timeout, newest last (tunion.purchase keeps
+        # a few): if that card comes back its debit is looked for again, so it is never charged twice.
+        self.abandoned = []
 
     def paid(self, card_no, ticks):
         self.last_card = card_no
