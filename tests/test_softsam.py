@@ -168,10 +168,29 @@ def test_file_store_recovers_from_a_rename_that_stopped_halfway(tmp_path):
     with open(path + ".new", "w") as f:  # a torn new file next to a good old one is ignored
         f.write("1")
     assert FileTtcStore(path).reserve(32) == 532
+    os.remove(path)  # a first reservation torn while writing: nothing was handed out yet
+    with open(path + ".new", "w") as f:
+        f.write("")
+    assert FileTtcStore(path, first=7).reserve(32) == 7
     with open(path, "w") as f:
         f.write("5x2")
     with pytest.raises(ValueError, match="damaged"):
         SoftSam(keys.key_file_text(), FileTtcStore(path), out=lambda s: None)
+
+
+def test_file_store_on_a_filesystem_whose_rename_will_not_replace(tmp_path, monkeypatch):
+    path = str(tmp_path / "ttc")
+    FileTtcStore(path).reserve(32)
+    real = os.rename
+
+    def fat_rename(a, b):
+        if os.path.exists(b):
+            raise OSError(17, "exists")
+        real(a, b)
+
+    monkeypatch.setattr(os, "rename", fat_rename)
+    assert FileTtcStore(path).reserve(32) == 33
+    assert open(path).read().strip() == "65" and not os.path.exists(path + ".new")
 
 
 # ---- key files
