@@ -3,6 +3,8 @@ implementation (the `cryptography` package, keys derived here from the documente
 import warnings
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
@@ -513,3 +515,22 @@ def test_constructor_rejects_bad_fields():
         SimCard(card_no=10**19)
     with pytest.raises(ValueError):
         SimCard(issuer=b"\x01")
+
+
+# ---- fuzz: any bytes get a status word, never an exception, and never move money
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.binary(max_size=60),
+    st.tuples(st.sampled_from((0x00, 0x80, 0x84)), st.sampled_from((0xA4, 0xB0, 0xB2, 0x5C, 0x50, 0xDC, 0x54,
+                                                                    0x5A, 0x84, 0x1E)),
+              st.integers(0, 255), st.integers(0, 255), st.binary(max_size=50)).map(
+        lambda t: bytes(t[:4]) + (bytes((len(t[4]),)) + t[4] if t[4] else b""))), max_size=12))
+def test_random_apdus_never_crash_the_card_or_move_money(apdus):
+    c = make_card()
+    c.transceive(SELECT_AID)
+    for a in apdus:
+        r = c.transceive(a)
+        assert isinstance(r, bytes) and len(r) >= 2
+    assert c.balance == 5000 and c.counter == 0 and c.ef18 == [] and c.ef1e == []

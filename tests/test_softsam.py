@@ -4,6 +4,8 @@ import json
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim import keys
 from sim.card import make_card
@@ -247,3 +249,17 @@ def test_block_mac_from_the_sam_blocks_the_card():
     assert card.transceive(SELECT_AID) == H("6A81")
     assert sam.transceive(H("801A420210") + card.sn8 + card.issuer) == H("6A86")  # purchase key: not here
     assert sam.transceive(H("80FA050010") + bytes(16)) == H("6985")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.binary(max_size=50),
+    st.tuples(st.sampled_from((0x00, 0x80)), st.sampled_from((0xB0, 0xA4, 0x70, 0x72, 0x1A, 0xFA)),
+              st.integers(0, 255), st.integers(0, 255), st.binary(max_size=45), st.booleans()).map(
+        lambda t: bytes(t[:4]) + (bytes((len(t[4]),)) + t[4] if t[4] else b"") + (b"\x08" if t[5] else b""))),
+    max_size=12))
+def test_random_apdus_never_crash_the_sam(apdus):
+    sam = opened(new_sam())
+    for a in apdus:
+        r = sam.transceive(a)
+        assert isinstance(r, bytes) and len(r) >= 2
