@@ -51,15 +51,16 @@ def last_boarding(facts):
         return None
 
 
-def is_concession(facts, config):
+def is_concession(facts, config, local=None):
     """A local card whose card type the fare table marks as a concession (validator.md s.2)."""
     rule = config.card_types.get(facts.ef17.card_type)
-    return rule is not None and rule.concession and config.is_local(facts.ef15, facts.ef17)
+    if rule is None or not rule.concession:
+        return False
+    return config.is_local(facts.ef15, facts.ef17) if local is None else local
 
 
-def paid_here_within(facts, config, secs, window):
-    """The latest EF1E record is a boarding on this line, in this city, 0..window seconds before `secs`."""
-    lb = last_boarding(facts)
+def paid_here_within(lb, config, secs, window):
+    """`lb` (from last_boarding) is a boarding on this bus line, in this city, 0..window seconds before secs."""
     if lb is None:
         return False
     t, rec = lb
@@ -68,13 +69,10 @@ def paid_here_within(facts, config, secs, window):
     return 0 <= secs - t <= window
 
 
-def is_transfer(facts, config, secs):
-    """The latest EF1E record is a boarding in this city on another line (or another mode, e.g. metro) within
+def is_transfer(lb, config, secs):
+    """`lb` (from last_boarding) is a boarding in this city on another line (or another mode, e.g. metro) within
     the transfer window. A boarding on this same line is a return trip, not a transfer."""
-    if config.transfer_s <= 0:
-        return False
-    lb = last_boarding(facts)
-    if lb is None:
+    if lb is None or config.transfer_s <= 0:
         return False
     t, rec = lb
     if rec.city != config.city:
@@ -84,34 +82,38 @@ def is_transfer(facts, config, secs):
     return 0 <= secs - t <= config.transfer_s
 
 
-def fare_for(facts, config, secs):
+def fare_for(facts, config, secs, lb=0, local=None):
     """The fare in fen, 0 <= fare <= the line's base fare. Local cards: the better of their card type's percent
-    and the all-cards percent; visiting cards (异地卡): the all-cards percent only; then the transfer discount."""
+    and the all-cards percent; visiting cards (异地卡): the all-cards percent only; then the transfer discount.
+    `lb` and `local` are computed here unless the caller has them (lb=0 means "not given")."""
+    if local is None:
+        local = config.is_local(facts.ef15, facts.ef17)
     base = config.base_fare
     pct = config.all_cards_percent
-    if config.is_local(facts.ef15, facts.ef17):
+    if local:
         rule = config.card_types.get(facts.ef17.card_type)
         if rule is not None and rule.percent < pct:
             pct = rule.percent
     fare = base * pct // 100
-    if fare > 0 and config.transfer_discount > 0 and is_transfer(facts, config, secs):
-        fare -= config.transfer_discount
-        if fare < 0:
-            fare = 0
+    if fare > 0 and config.transfer_discount > 0:
+        if lb == 0:
+            lb = last_boarding(facts)
+        if is_transfer(lb, config, secs):
+            fare -= config.transfer_discount
+            if fare < 0:
+                fare = 0
     return fare
 
 
-def check_card(facts, config, secs):
-    """The card-only checks (no RAM state): an outcome status, or None when the card may pay."""
+def check_card(facts, config, today, local):
+    """The card-only checks (no RAM state) for `today` (YYYYMMDD): an outcome status, or None."""
     ef15 = facts.ef15
-    ef17 = facts.ef17
     # protocol s.7.7: EF15 byte 9 = 00 is not activated; EF17 bytes 8..9 = 0000 on a visiting card is not
     # enabled for interoperation (a local card needs no interoperation flag).
     if ef15.app_version == 0:
         return outcome.REFUSED_NOT_ENABLED
-    if ef17.interop == 0 and not config.is_local(ef15, ef17):
+    if facts.ef17.interop == 0 and not local:
         return outcome.REFUSED_NOT_ENABLED
-    today = date_int(secs)
     if today < ef15.start:
         return outcome.REFUSED_NOT_YET_VALID
     if today > ef15.expiry:  # the expiry day itself is still valid
@@ -128,13 +130,16 @@ def decide(facts, config, state, now):
     if config is None:
         return outcome.OOS_CONFIG, 0
     secs, ticks = now
-    if date_int(secs) < BUILD_DATE:
+    today = date_int(secs)
+    if today < BUILD_DATE:
         return outcome.OOS_CLOCK, 0  # validator.md s.5: a clock before the firmware existed is not set
-    status = check_card(facts, config, secs)
+    local = config.is_local(facts.ef15, facts.ef17)
+    status = check_card(facts, config, today, local)
     if status is not None:
         return status, 0
     if state is not None and state.is_repeat(facts.card_no, ticks, config.repeat_ms):
         return outcome.IGNORED_REPEAT, 0
-    if is_concession(facts, config) and paid_here_within(facts, config, secs, config.concession_s):
+    lb = last_boarding(facts)
+    if is_concession(facts, config, local) and paid_here_within(lb, config, secs, config.concession_s):
         return outcome.REFUSED_ALREADY_PAID, 0
-    return None, fare_for(facts, config, secs)
+    return None, fare_for(facts, config, secs, lb, local)

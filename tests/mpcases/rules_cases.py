@@ -8,7 +8,7 @@ from tunion import outcome as O
 from tunion.cardfiles import Ef15, Ef17, Ef1eRecord
 from tunion.clock import secs_from_civil, bcd_datetime
 from tunion.config import Config, ConfigError, DEFAULT, load_config
-from tunion.rules import State, decide, fare_for, is_transfer
+from tunion.rules import State, decide, fare_for, is_transfer, last_boarding
 
 CITY = b"\x24\x82"
 OTHER_CITY = b"\x10\x00"
@@ -174,7 +174,8 @@ def case_garbage_ef1e_date_is_no_record():
     assert d(Facts(last=bad)) == (None, 200)
     bad = boarding(60, dt=b"\xff\xff\xff\xff\xff\xff\xff")
     assert d(Facts(card_type=2, last=bad)) == (None, 100)
-    assert not is_transfer(Facts(last=bad), Config.default(), NOW)
+    assert last_boarding(Facts(last=bad)) is None
+    assert not is_transfer(last_boarding(Facts(last=bad)), Config.default(), NOW)
 
 
 def case_free_ride_on_a_free_line_and_all_cards_discount():
