@@ -112,8 +112,8 @@ class Purse:
         raise CardError("EF1E: status %04X" % s)
 
     def read_ef18(self, n):
-        s, raw = self.read_record(_SFI_EF18, n, EF18_SIZE)
-        return raw
+        """(sw, raw or None) of EF18 record n (1 = newest)."""
+        return self.read_record(_SFI_EF18, n, EF18_SIZE)
 
     def get_balance(self):
         d = expect(self._x(_GET_BALANCE), 4, "GET BALANCE")

@@ -10,7 +10,7 @@ twice: when in doubt the intent ends `unresolved` and the card is not charged ag
 """
 from tunion.compat import const
 from tunion import outcome as O
-from tunion.apdu import SW_OK, SW_INSUFFICIENT_BALANCE, SW_KEY_INDEX, BLOCKED_SWS, sw_name
+from tunion.apdu import SW_OK, SW_INSUFFICIENT_BALANCE, SW_KEY_INDEX, SW_RECORD_NOT_FOUND, BLOCKED_SWS, sw_name
 from tunion.cardfiles import Ef15, Ef17, Ef18Entry, Ef1eRecord, InitAnswer, EF1E_SIZE
 from tunion.card import Purse
 from tunion.clock import bcd_datetime
@@ -62,13 +62,29 @@ def _close(journal, intent, kind, flags=0, balance=None, tac=None):
     return rec
 
 
-def resolve_open_intent(journal, flags=FLAG_ABANDONED):
-    """Turn the open intent, if any, into an `unresolved` outcome (another card pays, it timed out, or the depot
-    says so: validator.md section 3). Returns the outcome record or None."""
+_ABANDONED_KEPT = const(4)
+
+
+def _abandon(journal, state, intent):
+    """Close an open intent `unresolved` (another card pays, or it timed out: validator.md section 3) and
+    remember it in RAM, so that if its card comes back its debit is looked for before it is charged again."""
+    rec = _close(journal, intent, KIND_UNRESOLVED, FLAG_ABANDONED)
+    ab = state.abandoned
+    ab.append(intent)
+    if len(ab) > _ABANDONED_KEPT:
+        ab.pop(0)
+    return rec
+
+
+def resolve_open_intent(journal, state=None):
+    """The depot's (or the app's) way to end the open intent, if any, as `unresolved`. Returns the outcome or
+    None."""
     intent = journal.open_intent()
     if intent is None:
         return None
-    return _close(journal, intent, KIND_UNRESOLVED, flags)
+    if state is None:
+        return _close(journal, intent, KIND_UNRESOLVED, FLAG_ABANDONED)
+    return _abandon(journal, state, intent)
 
 
 def tap(card, sam, journal, config, state, now):
@@ -79,7 +95,7 @@ def tap(card, sam, journal, config, state, now):
         return _result(O.OOS_SAM, detail="PSAM not open")
     intent = journal.open_intent()
     if intent is not None and now[0] - intent.time > config.intent_timeout_s:
-        _close(journal, intent, KIND_UNRESOLVED, FLAG_ABANDONED)
+        _abandon(journal, state, intent)
         intent = None
     purse = Purse(card)
     try:
@@ -107,16 +123,26 @@ def _tap(purse, sam, journal, config, state, now, intent):
         return _refuse(journal, O.REFUSED_UNSUPPORTED, detail="no T-Union purse: " + sw_name(s))
     ef15 = Ef15.decode(ef15_raw if ef15_raw is not None else purse.read_ef15())
     card_no = ef15.card_no
-    pending = None  # this card's open intent whose debit is not proven
+    pending = None  # this card's open intent whose debit is not proven either way
+    pending_sure = False  # True when EF18 showed it did not happen
     if intent is not None and intent.card_no == card_no and intent.issuer == ef15.issuer:
-        done = _recover_by_prove(purse, sam, journal, intent)
-        if done is not None:
-            return done
-        done = _recover_by_log(purse, sam, journal, intent)
-        if done is not None:
-            return done
-        if journal.open_intent() is not None:
+        ev = _evidence(purse, sam, intent)
+        if ev[0] == _PROVE or ev[0] == _LOG:
+            return _complete_recovered(journal, sam, intent, ev)
+        if ev[0] == _ELSEWHERE:
+            _close(journal, intent, KIND_CANCELLED)  # its counter value was spent elsewhere: ours did not happen
+        else:
             pending = intent
+            pending_sure = ev[0] == _NOT_DONE
+    else:
+        old = _find_abandoned(state, card_no, ef15.issuer)
+        if old is not None:
+            state.abandoned.remove(old)
+            ev = _evidence(purse, sam, old)
+            if ev[0] == _PROVE or ev[0] == _LOG:
+                # Debited before its intent was closed unresolved: that record stands, nothing is charged again.
+                after = old.balance - old.amount
+                return _result(O.PAID_RECOVERED, old.amount, after, card_no, old.seq, FLAG_RECOVERED, "already paid")
     ef17 = Ef17.decode(purse.read_ef17())
     compound, ef1e_raw = purse.read_last_ef1e()
     last_ef1e = Ef1eRecord.decode(ef1e_raw) if ef1e_raw is not None else None
@@ -124,8 +150,8 @@ def _tap(purse, sam, journal, config, state, now, intent):
 
     status, fare = decide(facts, config, state, now)
     if status is not None:
-        if pending is not None:  # EF18 shows no debit for it: the torn purchase did not happen
-            _close(journal, pending, KIND_CANCELLED)
+        if pending is not None:  # in doubt it ends unresolved: never claim "not debited" without proof
+            _close(journal, pending, KIND_CANCELLED if pending_sure else KIND_UNRESOLVED, FLAG_RECOVERED)
         return _refuse(journal, status, card_no, detail="rules")
     if not journal.has_room():
         return _result(O.OOS_RECORDS_FULL, card_no=card_no, detail="journal full")
@@ -133,7 +159,7 @@ def _tap(purse, sam, journal, config, state, now, intent):
     s, init_raw = purse.init_purchase(compound, sam.key_index, fare, sam.terminal)
     if s != SW_OK:
         if pending is not None:
-            _close(journal, pending, KIND_CANCELLED)
+            _close(journal, pending, KIND_CANCELLED if pending_sure else KIND_UNRESOLVED, FLAG_RECOVERED)
         if s == SW_INSUFFICIENT_BALANCE:
             return _refuse(journal, O.REFUSED_INSUFFICIENT, card_no, purse.get_balance(), "balance below fare")
         if s == SW_KEY_INDEX:
@@ -141,16 +167,16 @@ def _tap(purse, sam, journal, config, state, now, intent):
         return _result(O.CARD_ERROR, card_no=card_no, detail="INITIALIZE: " + sw_name(s))
     init = InitAnswer.decode(init_raw)
     if pending is not None:
-        if init.counter != pending.counter and init.counter == (pending.counter + 1) & 0xFFFF:
-            # The counter moved by one but EF18 showed no entry of ours: in doubt, never charge twice.
+        if init.counter != pending.counter and not pending_sure:
+            # The counter moved and the log could not say where: in doubt, never charge twice.
             _close(journal, pending, KIND_UNRESOLVED, FLAG_RECOVERED)
-            return _result(O.CARD_ERROR, card_no=card_no, detail="torn purchase: counter moved, no log entry")
-        _close(journal, pending, KIND_CANCELLED)  # counter unchanged (or moved elsewhere): ours did not happen
+            return _result(O.CARD_ERROR, card_no=card_no, detail="torn purchase: counter moved, log unreadable")
+        _close(journal, pending, KIND_CANCELLED)  # counter unchanged, or EF18 shows no debit of ours
     if init.alg_id not in SUPPORTED_ALGS:
         return _refuse(journal, O.REFUSED_UNSUPPORTED, card_no, init.balance, "algorithm %02X" % init.alg_id)
     other = journal.open_intent()
     if other is not None:  # another card's torn tap: this payment ends it (validator.md section 3)
-        _close(journal, other, KIND_UNRESOLVED, FLAG_ABANDONED)
+        _abandon(journal, state, other)
 
     dt7 = bcd_datetime(now[0])
     ttype = TTYPE_COMPOUND if compound else TTYPE_SIMPLE
@@ -224,14 +250,55 @@ def _pay(purse, sam, journal, state, now, intent, compound, config, fare, after,
     return _result(O.PAID, fare, after, card_no, rec.seq, rec.flags)
 
 
-def _recover_by_prove(purse, sam, journal, intent):
-    """GET TRANSACTION PROVE for the intent's counter + 1 (protocol section 7.2): an answer means the debit
-    happened, and the record completes with its TAC."""
-    got = purse.get_prove(intent.ttype, (intent.counter + 1) & 0xFFFF)
-    if got is None:
-        return None
-    mac2, tac = got
+_PROVE = "prove"
+_LOG = "log"
+_ELSEWHERE = "elsewhere"
+_NOT_DONE = "not done"
+_UNKNOWN = "unknown"
+
+
+def _find_abandoned(state, card_no, issuer):
+    for i in state.abandoned:
+        if i.card_no == card_no and i.issuer == issuer:
+            return i
+    return None
+
+
+def _evidence(purse, sam, intent):
+    """What the card says about a torn purchase (validator.md section 3):
+    (_PROVE, mac2, tac): GET TRANSACTION PROVE for counter + 1 answered: the debit happened, with its TAC;
+    (_LOG,): EF18 has an entry with this terminal, counter + 1 and the amount: it happened, no TAC to be had;
+    (_ELSEWHERE,): EF18 shows counter + 1 spent at another terminal: ours did not happen;
+    (_NOT_DONE,): EF18 was read and holds no entry with counter + 1: ours did not happen;
+    (_UNKNOWN,): no proof either way (the counter from INITIALIZE decides later)."""
+    want = (intent.counter + 1) & 0xFFFF  # protocol section 7.2: PROVE and EF18 use the incremented counter
+    got = purse.get_prove(intent.ttype, want)
+    if got is not None:
+        return _PROVE, got[0], got[1]
+    for n in range(1, _EF18_RECORDS + 1):
+        s, raw = purse.read_ef18(n)
+        if raw is None:
+            # No more records (6A83): the log was read to its end. Anything else: the log cannot tell.
+            return (_NOT_DONE,) if s == SW_RECORD_NOT_FOUND else (_UNKNOWN,)
+        e = Ef18Entry.decode(raw)
+        if e.ttype != TTYPE_SIMPLE and e.ttype != TTYPE_COMPOUND:
+            continue  # a load: its counter is the online counter, another sequence
+        if e.counter == want:
+            if e.terminal == sam.terminal and e.amount == intent.amount:
+                return (_LOG,)
+            return (_ELSEWHERE,)
+        if e.counter < want:
+            return (_NOT_DONE,)  # newest first: from here on everything predates the torn purchase
+    return (_UNKNOWN,)
+
+
+def _complete_recovered(journal, sam, intent, ev):
+    after = intent.balance - intent.amount
     flags = FLAG_RECOVERED
+    if ev[0] == _LOG:
+        rec = _close(journal, intent, KIND_UNRESOLVED, flags, after)
+        return _result(O.PAID_RECOVERED, intent.amount, after, intent.card_no, rec.seq, rec.flags, "no TAC")
+    mac2, tac = ev[1], ev[2]
     if sam.session_ttc == intent.ttc:
         try:
             if not sam.credit(mac2):
@@ -240,27 +307,5 @@ def _recover_by_prove(purse, sam, journal, intent):
             flags |= FLAG_MAC2_UNVERIFIED
     else:
         flags |= FLAG_MAC2_UNVERIFIED  # the PSAM session is gone (another 8070, a reboot)
-    after = intent.balance - intent.amount
     rec = _close(journal, intent, KIND_COMPLETED, flags, after, tac)
     return _result(O.PAID_RECOVERED, intent.amount, after, intent.card_no, rec.seq, rec.flags, "TAC recovered")
-
-
-def _recover_by_log(purse, sam, journal, intent):
-    """The card's EF18 log: an entry with this terminal and counter + 1 means the debit happened without a TAC
-    we can get: the outcome is `unresolved` and the card is not charged again (validator.md section 3)."""
-    want = (intent.counter + 1) & 0xFFFF
-    for n in range(1, _EF18_RECORDS + 1):
-        raw = purse.read_ef18(n)
-        if raw is None:
-            break
-        e = Ef18Entry.decode(raw)
-        if e.counter == want:
-            if e.terminal == sam.terminal and e.amount == intent.amount:
-                after = intent.balance - intent.amount
-                rec = _close(journal, intent, KIND_UNRESOLVED, FLAG_RECOVERED, after)
-                return _result(O.PAID_RECOVERED, intent.amount, after, intent.card_no, rec.seq, rec.flags, "no TAC")
-            _close(journal, intent, KIND_CANCELLED)  # that counter value was spent elsewhere: ours did not happen
-            return None
-        if e.counter <= intent.counter:
-            break  # older than the torn purchase: no need to look further
-    return None
