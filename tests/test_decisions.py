@@ -238,3 +238,36 @@ def test_a_refused_card_is_never_debited(card_type, visiting, interop, app_versi
         assert r.status != O.REFUSED_ALREADY_PAID
         if r.status == O.PAID:
             assert r.fare in (200, 100)  # the ordinary fare, or with the transfer discount
+
+
+def test_optional_block_of_a_denylisted_card(tmp_path):
+    """block_denylisted (off by default): what the tap does after REFUSED_DENYLISTED when it is on. The tap
+    itself does not call it yet (purchase.py belongs to the integrator); this drives the same card session."""
+    from tunion.cardfiles import Ef15
+    from tunion.denylist import block_application
+
+    assert config().block_denylisted is False
+    path = str(tmp_path / "denylist.bin")
+    install_denylist(encode([CARD], 1), path)
+    cfg = config()
+    cfg.denylist = Denylist(path)
+    v = Validator(cfg)
+    card = make_card()
+    before = snapshot(card)
+    r = v.tap(card, T0, TICK0)
+    assert r.status == O.REFUSED_DENYLISTED
+    # The purse is still selected after the refusal: block it with the PSAM's maintenance key MAC.
+    ef15 = Ef15.decode(card.ef15)  # what the tap read from the SELECT answer
+    assert ef15.card_no == CARD
+    assert block_application(card, v.sam, ef15) is True
+    assert card.state == BLOCKED and snapshot(card) == before  # no money moved
+    r = v.tap(card, T0 + 5, TICK0 + 5000)
+    assert r.status == O.REFUSED_BLOCKED
+    assert v.journal.refusals() == {O.REFUSED_DENYLISTED: 1, O.REFUSED_BLOCKED: 1}
+    # A wrong MAC (another card's factors) leaves the card as it was.
+    other = make_card(card_no=CARD + 1)
+    other.present()
+    assert v.tap(other, T0 + 10, TICK0 + 10000).status == O.PAID
+    assert block_application(other, v.sam, ef15) is False
+    assert other.state != BLOCKED
+    cfg.denylist.close()

@@ -219,3 +219,37 @@ class Denylist:
 
     def __repr__(self):
         return "Denylist(%s: %d entries, version %d)" % (self.path, self.count, self.list_version)
+
+
+# Optional (configuration `block_denylisted`, protocol s.7 point 9): block a denylisted card's application.
+_GET_CHALLENGE = b"\x00\x84\x00\x00\x04"
+_APP_BLOCK = b"\x84\x1e\x00\x00\x04"  # APPLICATION BLOCK, secure messaging: MAC over this header
+_PSAM_INIT_BLOCK_KEY = b"\x80\x1a\x45\x02\x10"  # P1 = 2 levels << 5 | usage 05 (maintenance key), protocol s.5
+_PSAM_MAC = b"\x80\xfa\x05\x00\x10"  # single-block MAC, data = IV(8) || padded header(8)
+_PAD_HEADER = b"\x84\x1e\x00\x00\x04\x80\x00\x00"  # the header with ISO 9797-1 method 2 padding
+
+
+def _ok(resp):
+    return len(resp) >= 2 and resp[-2] == 0x90 and resp[-1] == 0x00
+
+
+def block_application(card_port, sam, ef15):
+    """APPLICATION BLOCK on the selected purse (protocol s.3 "Blacklist lock"): card GET CHALLENGE, PSAM 801A
+    with cardSN8 || issuerID8, PSAM 80FA over challenge || 00000000 || padded header, card 84 1E with that MAC.
+    `sam` is a tunion.psam.Psam (its port is used; its purchase session is over afterwards). Returns True when
+    the card answered 9000. CardLost/SamError propagate: the caller has already refused the card either way."""
+    from tunion.errors import SamError
+
+    r = card_port.transceive(_GET_CHALLENGE)
+    if not _ok(r) or len(r) != 6:
+        return False
+    challenge = bytes(r[0:4])
+    sam.session_ttc = None  # 801A replaces the PSAM's session key: no 8072 after this
+    r = sam.port.transceive(_PSAM_INIT_BLOCK_KEY + ef15.sn8 + ef15.issuer)
+    if not _ok(r):
+        raise SamError("PSAM 801A (block key): %02X%02X" % (r[-2], r[-1]) if len(r) >= 2 else "PSAM 801A")
+    r = sam.port.transceive(_PSAM_MAC + challenge + b"\x00\x00\x00\x00" + _PAD_HEADER + b"\x04")
+    if not _ok(r) or len(r) != 6:
+        raise SamError("PSAM 80FA (block MAC) failed")
+    r = card_port.transceive(_APP_BLOCK + bytes(r[0:4]))
+    return _ok(r)
