@@ -6,26 +6,32 @@
 from tunion.des import Des, Tdes, cbc_last
 
 _ZERO8 = bytes(8)
-_CACHE_MAX = 4  # key schedules kept: the master keys and the current card's keys are reused within a tap
-
-_cache = {}
+# Key schedules cost about two block encryptions; within a tap the same keys come back (the master key every tap,
+# the card's DPK and the session key once on the PSAM side and once on the card side in simulation).
+_CACHE_MAX = 6  # about 1 KB of RAM per 3DES key
+_cache = []  # [(key bytes, Des or Tdes)], most recently used first
 
 
 def _cipher(key):
-    # Des for 8-byte keys, Tdes for 16; schedules cost about two block encryptions, so keep a few.
+    """Des for an 8-byte key, Tdes for a 16-byte key; from a small most-recently-used cache."""
     key = bytes(key)
-    c = _cache.get(key)
-    if c is None:
-        n = len(key)
-        if n == 8:
-            c = Des(key)
-        elif n == 16:
-            c = Tdes(key)
-        else:
-            raise ValueError("key must be 8 or 16 bytes")
-        if len(_cache) >= _CACHE_MAX:
-            _cache.clear()
-        _cache[key] = c
+    for i in range(len(_cache)):
+        entry = _cache[i]
+        if entry[0] == key:
+            if i:
+                del _cache[i]
+                _cache.insert(0, entry)
+            return entry[1]
+    n = len(key)
+    if n == 8:
+        c = Des(key)
+    elif n == 16:
+        c = Tdes(key)
+    else:
+        raise ValueError("key must be 8 or 16 bytes")
+    _cache.insert(0, (key, c))
+    if len(_cache) > _CACHE_MAX:
+        _cache.pop()
     return c
 
 
@@ -65,9 +71,18 @@ def diversify(mk16, factor8):
     return t.encrypt(f) + t.encrypt(bytes([x ^ 0xFF for x in f]))
 
 
+_issuer_keys = {}  # (MK || issuer ID) -> issuer-level key: the same few issuers come back tap after tap
+
+
 def card_key(mk16, issuer8, sn8):
     """The card's key for master key MK: two levels, issuer ID first, then the card serial (section 7.1)."""
-    return diversify(diversify(mk16, issuer8), sn8)
+    tag = _b(mk16, 16, "master key") + _b(issuer8, 8, "issuer ID")
+    k1 = _issuer_keys.get(tag)
+    if k1 is None:
+        if len(_issuer_keys) >= _CACHE_MAX:
+            _issuer_keys.clear()
+        k1 = _issuer_keys[tag] = diversify(mk16, issuer8)
+    return diversify(k1, sn8)
 
 
 def session_key(dpk16, random4, counter2, ttc4):

@@ -102,7 +102,7 @@ del _sp_tables, _pc2_tables, _spread_table
 
 
 def _schedule(key):
-    """16 round keys of an 8-byte key, as 8 tuples (od1, ev1, od2, ev2) for a pair of rounds; parity ignored."""
+    """The 16 round keys of an 8-byte key (parity ignored): 8 tuples (od1, ev1, od2, ev2), a pair of rounds each."""
     # PC1 is a bit-matrix transpose: C and D are made of "columns" (bit b of key bytes 7..0). _SPREAD puts bit
     # i (1..7) of a byte at bit 4(i-1), so a holds those columns for bytes 0-3 and b for bytes 4-7, a nibble each.
     s = _SPREAD
@@ -126,9 +126,12 @@ def _schedule(key):
         pd = t4[d >> 21] | t5[(d >> 14) & 127] | t6[(d >> 7) & 127] | t7[d & 127]
         ko.append((pc & 0x3F3F0000) | (pd & 0x3F3F))
         ke.append(((pc & 0x3F3F) << 16) | (pd >> 16))
-    enc = [(ko[i], ke[i], ko[i + 1], ke[i + 1]) for i in range(0, 16, 2)]
-    dec = [(ko[i], ke[i], ko[i - 1], ke[i - 1]) for i in range(15, 0, -2)]
-    return enc, dec
+    return tuple([(ko[i], ke[i], ko[i + 1], ke[i + 1]) for i in range(0, 16, 2)])
+
+
+def _inverse(ks):
+    # The decryption schedule: the same round keys, last round first.
+    return tuple([(t[2], t[3], t[0], t[1]) for t in reversed(ks)])
 
 
 def _crypt(lh, ll, rh, rl, stages):
@@ -243,19 +246,20 @@ def _run(block, stages):
 
 
 class Des:
-    """Single DES with an 8-byte key (parity bits ignored)."""
+    """Single DES with an 8-byte key (parity bits ignored). The decryption schedule is made on first use."""
 
     def __init__(self, key):
         if len(key) != 8:
             raise ValueError("DES key must be 8 bytes")
-        enc, dec = _schedule(key)
-        self._enc = (enc,)
-        self._dec = (dec,)
+        self._enc = (_schedule(key),)
+        self._dec = None
 
     def encrypt(self, block):
         return _run(block, self._enc)
 
     def decrypt(self, block):
+        if self._dec is None:
+            self._dec = (_inverse(self._enc[0]),)
         return _run(block, self._dec)
 
 
@@ -266,11 +270,18 @@ class Tdes(Des):
         n = len(key)
         if n != 16 and n != 24:
             raise ValueError("3DES key must be 16 or 24 bytes")
-        e1, d1 = _schedule(key[0:8])
-        e2, d2 = _schedule(key[8:16])
-        e3, d3 = _schedule(key[16:24]) if n == 24 else (e1, d1)
-        self._enc = (e1, d2, e3)
-        self._dec = (d3, e2, d1)
+        k1 = _schedule(key[0:8])
+        k3 = _schedule(key[16:24]) if n == 24 else k1
+        self._k2 = _schedule(key[8:16])
+        self._enc = (k1, _inverse(self._k2), k3)
+        self._dec = None
+
+    def decrypt(self, block):
+        if self._dec is None:
+            e1, _, e3 = self._enc
+            d3 = _inverse(e3)
+            self._dec = (d3, self._k2, d3 if e3 is e1 else _inverse(e1))
+        return _run(block, self._dec)
 
 
 def cbc_last(data, iv, cipher, last=None):
