@@ -233,12 +233,14 @@ def _pay(purse, sam, journal, state, now, intent, compound, config, fare, after,
         return _result(O.CARD_ERROR, card_no=card_no, detail="before DEBIT: %s" % e)
     try:
         s, tac, mac2 = purse.debit(intent.ttc, dt7, mac1)
-    except (CardLost, CardError) as e:
-        # DEBIT was sent and its answer is lost or unusable: the card may have been debited. Keep the intent open.
+    except CardLost as e:
+        # DEBIT was sent and its answer is lost: the card may have been debited. Keep the intent open.
         return _result(O.TAP_AGAIN, fare, card_no=card_no, seq=intent.seq, detail="DEBIT answer lost: %s" % e)
+    except CardError as e:
+        s = -1
     if s != SW_OK:
-        _close(journal, intent, KIND_CANCELLED)
-        return _result(O.CARD_ERROR, card_no=card_no, detail="DEBIT: " + sw_name(s))
+        # An answer that is not a clean 9000 cannot be trusted to mean "not debited": ask the card at once.
+        return _settle_now(purse, sam, journal, intent, fare, "DEBIT: %s" % (sw_name(s) if s >= 0 else "garbled"))
     flags = 0
     try:
         if not sam.credit(mac2):
@@ -290,6 +292,21 @@ def _evidence(purse, sam, intent):
         if e.counter < want:
             return (_NOT_DONE,)  # newest first: from here on everything predates the torn purchase
     return (_UNKNOWN,)
+
+
+def _settle_now(purse, sam, journal, intent, fare, why):
+    """DEBIT answered something other than TAC and MAC2: the card is most likely still in the field, so look for
+    the evidence now (GET TRANSACTION PROVE, EF18). Unknown: the intent stays open (TAP_AGAIN)."""
+    try:
+        ev = _evidence(purse, sam, intent)
+    except (CardLost, CardError):
+        ev = (_UNKNOWN,)
+    if ev[0] == _PROVE or ev[0] == _LOG:
+        return _complete_recovered(journal, sam, intent, ev)
+    if ev[0] == _UNKNOWN:
+        return _result(O.TAP_AGAIN, fare, card_no=intent.card_no, seq=intent.seq, detail=why)
+    _close(journal, intent, KIND_CANCELLED)
+    return _result(O.CARD_ERROR, card_no=intent.card_no, detail=why)
 
 
 def _complete_recovered(journal, sam, intent, ev):
