@@ -1,0 +1,272 @@
+"""Flash journal behaviour on simulated NOR flash: run by pytest and under MicroPython (tests/test_mpcases.py).
+
+Small geometry (512-byte sectors, 5 payments per segment) so segments fill, free and wrap within tens of taps.
+"""
+from tunion.flashjournal import FlashJournal
+from tunion.segment import SegmentHeader, HEADER_SIZE
+from tunion.record import Record, KIND_INTENT, KIND_COMPLETED, KIND_CANCELLED
+from tunion.errors import JournalError
+from tunion import outcome as O
+from sim.nor import NorFlash, PowerCut
+
+SS = 512
+
+
+def header(**kw):
+    return SegmentHeader(b"\x24\x0a\xc4\x11\x22\x33", b"PSAM000001", b"\x00\x00\x00\x01\x23\x45", "B12", "10086", 7, **kw)
+
+
+def fresh(sectors=8):
+    nor = NorFlash(sectors, SS)
+    j = FlashJournal(nor, header())
+    j.prepare()
+    return nor, j
+
+
+def intent(n):
+    return Record(KIND_INTENT, card_no=3105170000000000 + n, amount=200 + n, balance=5000, counter=n, ttc=n, time=n)
+
+
+def pay(j, n):
+    r = intent(n)
+    s = j.append_intent(r)
+    j.append_outcome(r.outcome(KIND_COMPLETED, balance=4800, tac=b"\x01\x02\x03\x04"))
+    return s
+
+
+def reboot(nor):
+    return FlashJournal(nor, header())
+
+
+def seqs(j, start=1):
+    return [r.seq for r in j.read_from(start, 100000)]
+
+
+def case_records_survive_reboot_in_order():
+    nor, j = fresh()
+    for n in range(12):  # crosses two segment boundaries
+        pay(j, n)
+    j2 = reboot(nor)
+    assert j2.next_seq == 25
+    got = j2.read_from(1, 1000)
+    assert [r.seq for r in got] == list(range(1, 25))
+    i0 = intent(0)
+    i0.seq = 1
+    assert got[0] == i0 and got[0].card_no == 3105170000000000
+    assert got[1].kind == KIND_COMPLETED and got[1].ref == 1 and got[1].tac == b"\x01\x02\x03\x04"
+    assert j2.read_from(7, 3)[0].seq == 7 and len(j2.read_from(7, 3)) == 3
+    assert j2.faults == [] and nor.conflicts == 0
+
+
+def case_segment_header_round_trips_and_is_in_flash():
+    nor, j = fresh()
+    pay(j, 1)
+    raw = bytearray(HEADER_SIZE)
+    nor.readblocks(j.head, raw, 0)
+    h, segno, first = SegmentHeader.decode(raw)
+    assert (segno, first) == (1, 1) and h == header()
+    f = h.fields()
+    assert f["line"] == "B12" and f["vehicle"] == "10086" and f["config_version"] == 7 and f["psam_no"] == b"PSAM000001"
+
+
+def case_open_intent_survives_reboot_and_acknowledgement():
+    nor, j = fresh()
+    pay(j, 1)
+    r = intent(2)
+    s = j.append_intent(r)
+    j2 = reboot(nor)
+    assert j2.open_intent() is not None and j2.open_intent().seq == s == 3
+    j2.acknowledge(s)  # the depot acknowledges everything, the open intent included
+    j2.prepare()
+    j3 = reboot(nor)
+    assert j3.open_intent().seq == s
+    assert [x.seq for x in j3.read_from(1, 10)] == [s]  # still offered until its outcome exists
+    try:
+        j3.append_intent(intent(3))
+        assert False, "a second intent while one is open"
+    except JournalError:
+        pass
+    assert j3.append_outcome(j3.open_intent().outcome(KIND_CANCELLED)) == s + 1
+    assert reboot(nor).open_intent() is None
+
+
+def case_sequence_never_repeats_after_full_acknowledgement():
+    nor, j = fresh()
+    for n in range(13):
+        pay(j, n)
+    j.acknowledge(26)
+    j.prepare()
+    assert j.pending() == 0 and j.read_from(1, 100) == []
+    j2 = reboot(nor)
+    assert j2.next_seq == 27
+    assert pay(j2, 99) == 27
+
+
+def case_acknowledge_frees_only_acknowledged_whole_segments():
+    nor, j = fresh(6)  # 4 segment sectors of 5 payments
+    for n in range(12):
+        pay(j, n)
+    j.acknowledge(13)  # segment 1 (1..10) is wholly acknowledged, segment 2 (11..20) is not
+    assert j.prepare() == 1
+    assert seqs(j) == list(range(14, 25))
+    assert seqs(reboot(nor)) == list(range(14, 25))
+
+
+def case_no_erase_on_the_tap_path():
+    nor, j = fresh()
+    for n in range(60):  # wraps the ring several times
+        e = nor.erases
+        pay(j, n)
+        j.count_refusal(O.REFUSED_EXPIRED)
+        assert nor.erases == e, "erase during a tap"
+        j.acknowledge(j.next_seq - 1)
+        j.idle()
+    assert nor.conflicts == 0
+
+
+def case_full_refuses_then_resumes_after_acknowledgement():
+    nor, j = fresh(6)
+    n = 0
+    while j.has_room():
+        pay(j, n)
+        n += 1
+    assert n == 20 and j.warning()
+    try:
+        j.append_intent(intent(99))
+        assert False, "an intent accepted while full"
+    except JournalError:
+        pass
+    assert seqs(j) == list(range(1, 41))  # nothing overwritten
+    j.acknowledge(10)
+    j.idle()
+    assert j.has_room()
+    assert pay(j, 100) == 41
+    assert seqs(reboot(nor), 11) == list(range(11, 43))
+
+
+def case_outcome_slot_is_reserved():
+    nor, j = fresh(4)  # 2 segment sectors, no erase ahead possible once both are used
+    n = 0
+    while j.has_room():
+        r = intent(n)
+        j.append_intent(r)
+        head, wp, e = j.head, j.wp, nor.erases
+        assert wp + 2 * 24 <= SS  # the outcome's slot (and one retry) stays free in the intent's segment
+        j.append_outcome(r.outcome(KIND_COMPLETED))
+        assert j.head == head and j.wp == wp + 24 and nor.erases == e
+        n += 1
+    assert n == 10 and nor.conflicts == 0
+
+
+def case_refusal_counters_survive_reboots():
+    nor, j = fresh()
+    for k in range(40):  # more than a meta sector holds: the deferred ones are saved by idle()
+        j.count_refusal(O.REFUSED_INSUFFICIENT)
+    j.count_refusal(O.REFUSED_DENYLISTED)
+    j.idle()
+    j2 = reboot(nor)
+    assert j2.refusals() == {O.REFUSED_INSUFFICIENT: 40, O.REFUSED_DENYLISTED: 1}
+
+
+def case_flipped_bit_is_reported_and_does_not_hide_later_records():
+    nor, j = fresh()
+    for n in range(4):
+        pay(j, n)
+    sector = j.head
+    off = HEADER_SIZE + 72 + 10  # inside record 3 (the second intent)
+    nor.mem[sector * SS + off] ^= 0x04
+    j2 = reboot(nor)
+    got = seqs(j2)
+    assert 3 not in got and got == [1, 2] + list(range(4, 9))
+    kinds = [f[0] for f in j2.faults]
+    assert "damaged" in kinds and "gap" in kinds
+    assert j2.next_seq == 9
+
+
+def case_lost_segment_is_reported_and_later_records_read():
+    nor, j = fresh(8)
+    for n in range(14):  # segments of records 1-10, 11-20, 21-28
+        pay(j, n)
+    order = j._order()
+    lost = order[1]
+    for i in range(SS):
+        nor.mem[lost * SS + i] = 0xFF  # the whole sector gone
+    j2 = reboot(nor)
+    rep = j2.scan()
+    assert seqs(j2) == list(range(1, 11)) + list(range(21, 29))
+    kinds = [f[0] for f in rep["faults"]]
+    assert "lost_segment" in kinds and "lost" in kinds
+
+
+def case_damaged_header_keeps_unacknowledged_records():
+    nor, j = fresh(8)
+    for n in range(8):
+        pay(j, n)
+    first = j._order()[0]
+    nor.mem[first * SS + 5] ^= 0x80  # header CRC now fails
+    j2 = reboot(nor)
+    assert seqs(j2) == list(range(1, 17))
+    assert [f[0] for f in j2.faults] == ["lost_header"]
+    j2.acknowledge(16)
+    j2.prepare()
+    assert j2.state[first] != 3 and pay(j2, 9) == 17
+
+
+def case_torn_program_reads_absent_and_writing_continues_cleanly():
+    for keep in (1, 7, 30, 47):
+        nor, j = fresh()
+        pay(j, 1)
+        nor.cut_at = (nor.ops, ("prog", keep, 0x0F))
+        try:
+            j.append_intent(intent(2))
+            assert False, "the cut should stop the write"
+        except PowerCut:
+            pass
+        nor.cut_at = None
+        j2 = reboot(nor)
+        assert j2.open_intent() is None and seqs(j2) == [1, 2]
+        s = pay(j2, 3)
+        assert s == 4  # seq 3 may have been half written: never reused
+        j3 = reboot(nor)
+        assert seqs(j3) == [1, 2, 4, 5] and nor.conflicts == 0
+
+
+def case_torn_erase_is_erased_again_before_use():
+    nor, j = fresh(4)  # 2 segment sectors: the half-erased one must be reused
+    for n in range(5):
+        pay(j, n)
+    pay(j, 5)  # opens the second sector
+    j.acknowledge(10)
+    nor.cut_at = (nor.ops, ("erase", "back"))
+    try:
+        j.idle()
+        assert False, "the cut should stop the erase"
+    except PowerCut:
+        pass
+    nor.cut_at = None
+    j2 = reboot(nor)
+    assert seqs(j2, 11) == [11, 12]
+    j2.prepare()
+    for n in range(6, 12):
+        pay(j2, n)
+    assert seqs(reboot(nor), 11) == list(range(11, 25)) and nor.conflicts == 0
+
+
+def case_header_change_opens_a_new_segment():
+    nor, j = fresh()
+    pay(j, 1)
+    j.set_header(SegmentHeader(b"\x24\x0a\xc4\x11\x22\x33", line="B13"))
+    pay(j, 2)
+    raw = bytearray(HEADER_SIZE)
+    nor.readblocks(j.head, raw, 0)
+    h, segno, first = SegmentHeader.decode(raw)
+    assert segno == 2 and first == 3 and h.fields()["line"] == "B13"
+    assert seqs(reboot(nor)) == [1, 2, 3, 4]
+
+
+def case_raised_floor_is_kept():
+    nor, j = fresh()
+    pay(j, 1)
+    j.raise_floor(1000)
+    j2 = reboot(nor)
+    assert j2.next_seq == 1000 and pay(j2, 2) == 1000
