@@ -203,3 +203,18 @@ def case_config_loads_on_this_interpreter():
         assert str(e).startswith("line: "), str(e)
     else:
         raise AssertionError("a negative line was accepted")
+
+
+def case_every_outcome_screen_draws_on_this_interpreter():
+    # The messages the decisions lead to, drawn with the shipped glyphs (UTF-8 lookups behave the same here).
+    from tunion import messages
+    from tunion.display import Frame, show, fits
+    from tunion.glyphs import missing
+
+    assert missing(messages.all_text()) == ""
+    for s in O.ALL:
+        lines = messages.screen(O.Result(s, 99999, 99999999))
+        assert fits(lines), lines
+        fb = Frame()
+        show(fb, lines)
+        assert fb.clipped == 0 and fb.lit() > 0
