@@ -281,3 +281,47 @@ def test_pad80_matches_reference(data):
     p = crypto.pad80(data)
     assert p == ref_pad80(data)
     assert len(p) % 8 == 0 and len(data) < len(p) <= len(data) + 8
+
+
+# ---- MicroPython small ints: a value >= 2**30 would be a heap-allocated long on the board ----------------------
+SMALL = 1 << 30
+
+
+def test_tables_and_round_keys_fit_micropython_small_ints():
+    from tunion import des
+
+    for table in des._EV + des._OD + des._PC2T + (des._SPREAD,):
+        assert all(0 <= v < SMALL for v in table)
+    for key in (bytes(8), b"\xff" * 8, H("133457799BBCDFF1")):
+        ks = des._schedule(key)
+        assert all(0 <= v < SMALL for t in ks for v in t)
+
+
+@settings(max_examples=20, deadline=None)
+@given(keys16, blocks, blocks)
+def test_every_intermediate_value_fits_micropython_small_ints(key, block, iv):
+    import sys
+
+    from tunion import des
+
+    seen = []
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_name not in ("_crypt", "_schedule", "cbc_last"):
+            return None
+        if event in ("line", "return"):
+            for name, v in frame.f_locals.items():
+                if type(v) is int:
+                    seen.append(v)
+                    assert 0 <= v < SMALL, (frame.f_code.co_name, name, hex(v))
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        t = Tdes(key)
+        t.decrypt(t.encrypt(block))
+        crypto.pboc_mac(key, block + block[:5], iv)
+        des._schedule(key[:8])
+    finally:
+        sys.settrace(None)
+    assert len(seen) > 1000  # the tracer did look inside the rounds
