@@ -271,3 +271,31 @@ def test_optional_block_of_a_denylisted_card(tmp_path):
     assert block_application(other, v.sam, ef15) is False
     assert other.state != BLOCKED
     cfg.denylist.close()
+
+
+def test_refusal_counters_through_tap_survive_a_reboot_with_the_flash_journal():
+    from sim.nor import NorFlash
+    from tunion.flashjournal import FlashJournal
+    from tunion.segment import SegmentHeader
+
+    def header():
+        return SegmentHeader(b"\x24\x0a\xc4\x11\x22\x33", b"PSAM000001", keys.TEST_TERMINAL, "B-1234", "101", 1)
+
+    nor = NorFlash(8, 4096)
+    j = FlashJournal(nor, header())
+    j.prepare()
+    v = Validator(journal=j)
+    v.tap(make_card(expiry=20200101), T0, TICK0)
+    v.tap(make_other_city_card(interop=0), T0, TICK0)
+    ok = make_card()
+    assert v.tap(ok, T0, TICK0).status == O.PAID
+    student = make_card(card_type=2, card_no=CARD + 1)
+    assert v.tap(student, T0, TICK0).status == O.PAID
+    assert v.tap(student, T0 + 60, TICK0 + 60000).status == O.REFUSED_ALREADY_PAID
+    v.reboot()
+    j2 = FlashJournal(nor, header())  # power cycle: the journal is read back from flash
+    j2.prepare()
+    assert j2.refusals() == {O.REFUSED_EXPIRED: 1, O.REFUSED_NOT_ENABLED: 1, O.REFUSED_ALREADY_PAID: 1}
+    v.journal = j2
+    assert v.tap(student, T0 + 120, 7).status == O.REFUSED_ALREADY_PAID  # the card, not RAM, says so
+    assert j2.refusals()[O.REFUSED_ALREADY_PAID] == 2
