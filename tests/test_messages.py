@@ -105,3 +105,10 @@ def test_shipped_glyphs_match_the_font_and_messages():
     r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "make_glyphs.py"), "--check"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_documented_message_table_matches_the_firmware():
+    with open(os.path.join(ROOT, "docs", "configuration.md"), encoding="utf-8") as fh:
+        rows = [line.split("|")[1:5] for line in fh if line.startswith("| ") and line.count("|") == 5]
+    documented = {r[0].strip(): (r[1].strip(), r[2].strip(), r[3].strip()) for r in rows if r[0].strip() in O.ALL}
+    assert documented == {s: messages.text(s) + (messages.beep(s),) for s in O.ALL}
