@@ -1,16 +1,24 @@
 """Decision time per tap and denylist reads per lookup, with a 50,000-entry denylist on the filesystem.
 
-    python bench/bench_rules.py [--json]                        # CPython
-    node tests/mp/run.mjs --script bench/bench_rules.py --json   # MicroPython (WebAssembly)
+    python bench/bench_rules.py [--json]                                # CPython, then the same under MicroPython
+    node tests/mp/run.mjs --script bench/bench_rules.py --measure       # the MicroPython half alone
 
-Runs unchanged on both interpreters: it builds the list file deterministically (400 KB) in /tmp (or the cwd),
-installs it with tunion.denylist.install_denylist, then times tunion.rules.decide on cards that pass every check
-(the full path: clock, dates, denylist lookup, repeat, concession, fare with a transfer) and on a denylisted card.
+It builds the list file deterministically (400 KB) in /tmp (or the cwd), installs it with
+tunion.denylist.install_denylist (write, verify CRC and order, rename), then times tunion.rules.decide on a card
+that passes every check (clock, dates, a full denylist binary search, repeat, concession, a transfer fare), a
+denylist lookup alone, and decide without a denylist. On MicroPython it also measures the heap per decision.
 """
+import gc
 import json
 import os
 import sys
 import time
+
+if sys.implementation.name != "micropython":  # CPython from a checkout: tunion, and tools.mprun for the MP half
+    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for _p in (_root, os.path.join(_root, "tests"), os.path.join(_root, "firmware")):
+        if _p not in sys.path:
+            sys.path.insert(0, _p)
 
 from tunion.cardfiles import Ef15, Ef17, Ef1eRecord
 from tunion.clock import secs_from_civil, bcd_datetime
@@ -23,18 +31,20 @@ N = 50000
 BASE = 3100000000000000000
 STEP = 7919
 ROUNDS = 2000
+MICROPYTHON = sys.implementation.name == "micropython"
 
-try:
-    _ticks_us = time.ticks_us  # MicroPython
+if MICROPYTHON:
+    def now_us():
+        return time.ticks_us()
 
-    def elapsed_us(t0):
+    def since_us(t0):
         return time.ticks_diff(time.ticks_us(), t0)
-except AttributeError:  # CPython
-    def _ticks_us():
+else:
+    def now_us():
         return time.perf_counter_ns() // 1000
 
-    def elapsed_us(t0):
-        return _ticks_us() - t0
+    def since_us(t0):
+        return now_us() - t0
 
 
 def workdir():
@@ -51,13 +61,16 @@ def build(path):
     body = bytearray(N * ENTRY_SIZE)
     for i in range(N):
         put_u64(body, i * ENTRY_SIZE, BASE + i * STEP + (i * 37) % 100)
-    t0 = _ticks_us()
-    install_denylist(bytes(pack_header(N, 1, crc32(body) & 0xFFFFFFFF)) + bytes(body), path)
-    return elapsed_us(t0)
+    data = bytes(pack_header(N, 1, crc32(body) & 0xFFFFFFFF)) + bytes(body)
+    body = None
+    t0 = now_us()
+    install_denylist(data, path)
+    return since_us(t0)
 
 
 class Facts:
-    def __init__(self, serial, card_type, last):
+    def __init__(self, card_no, card_type, last):
+        serial = bytes.fromhex("0" + str(card_no))  # 20 BCD digits: a pad nibble, then the 19-digit number
         self.ef15 = Ef15(b"\x05\x21\x24\x82\xff\xff\xff\xff", 2, 1, serial, 20200101, 20301231)
         self.ef17 = Ef17(b"\x00\x00\x01\x56", b"\x00\x00", b"\x24\x82", 1, card_type)
         self.card_no = self.ef15.card_no
@@ -65,72 +78,103 @@ class Facts:
         self.compound = True
 
 
-def serial_of(n):
-    digits = "0" + str(n)  # 20 BCD digits: a pad nibble then the 19-digit card number
-    return bytes.fromhex(digits)
-
-
-def main():
-    as_json = "--json" in sys.argv
+def measure():
     path = workdir() + "/bench_denylist.bin"
     install_us = build(path)
+    gc.collect()
     cfg = Config.default()
-    cfg.denylist = Denylist(path)
+    dl = cfg.denylist = Denylist(path)
     now = secs_from_civil(2026, 12, 1, 8, 0, 0)
     last = Ef1eRecord(0x06, bytes(8), 0x02, 102, 0, 1, 0, 200, 4800, bcd_datetime(now - 600), b"\x24\x82",
                       bytes(8))
-    clean = Facts(serial_of(BASE + 12345 * STEP + 500), 1, last)  # not listed: a full binary search
-    listed = Facts(serial_of(BASE + 31415 * STEP + (31415 * 37) % 100), 1, last)
+    clean = Facts(BASE + 12345 * STEP + 500, 1, last)  # not listed: a full binary search
+    listed = Facts(BASE + 31415 * STEP + (31415 * 37) % 100, 1, last)
     state = State()
     assert decide(clean, cfg, state, (now, 0)) == (None, 100)
     assert decide(listed, cfg, state, (now, 0))[0] == "REFUSED_DENYLISTED"
 
-    dl = cfg.denylist
-    r0 = dl.reads
-    l0 = dl.lookups
-    t0 = _ticks_us()
+    r0, l0 = dl.reads, dl.lookups
+    t0 = now_us()
     for i in range(ROUNDS):
         decide(clean, cfg, state, (now, i * 2000))
-    pay_us = elapsed_us(t0) / ROUNDS
-    reads_clean = (dl.reads - r0) / (dl.lookups - l0)
+    decide_us = since_us(t0) / ROUNDS
+    reads_decision = (dl.reads - r0) / (dl.lookups - l0)
+
+    heap = None
+    if MICROPYTHON:
+        gc.collect()
+        a = gc.mem_alloc()
+        for i in range(50):
+            decide(clean, cfg, state, (now, i * 2000))
+        heap = (gc.mem_alloc() - a) // 50
 
     r0 = dl.reads
-    t0 = _ticks_us()
-    for i in range(ROUNDS // 4):
+    n = ROUNDS // 4
+    worst = 0
+    t0 = now_us()
+    for i in range(n):
+        before = dl.reads
         dl.contains(BASE + i * 4 * STEP + 50)  # spread over the list, all absent
-    lookup_us = elapsed_us(t0) / (ROUNDS // 4)
-    reads_avg = (dl.reads - r0) / (ROUNDS // 4)
+        if dl.reads - before > worst:
+            worst = dl.reads - before
+    lookup_us = since_us(t0) / n
+    reads_lookup = (dl.reads - r0) / n
 
     cfg.denylist = None
-    t0 = _ticks_us()
+    t0 = now_us()
     for i in range(ROUNDS):
         decide(clean, cfg, state, (now, i * 2000))
-    nodl_us = elapsed_us(t0) / ROUNDS
+    plain_us = since_us(t0) / ROUNDS
     dl.close()
     try:
         os.remove(path)
     except OSError:
         pass
-
-    impl = sys.implementation.name
-    out = {
-        "interpreter": impl,
+    return {
+        "interpreter": sys.implementation.name,
         "entries": N,
-        "decide_us": round(pay_us, 1),
-        "decide_without_denylist_us": round(nodl_us, 1),
+        "decide_us": round(decide_us, 1),
+        "decide_without_denylist_us": round(plain_us, 1),
         "lookup_us": round(lookup_us, 1),
-        "reads_per_lookup": round(reads_avg, 2),
-        "reads_per_decision": round(reads_clean, 2),
+        "reads_per_lookup": round(reads_lookup, 2),
+        "reads_per_lookup_max": worst,
+        "reads_per_decision": round(reads_decision, 2),
         "install_verify_ms": round(install_us / 1000, 1),
+        "heap_bytes_per_decision": heap,
     }
-    if as_json:
-        print(json.dumps(out))
-    else:
-        print("%s, denylist %d entries:" % (impl, N))
-        print("  decision (all checks, denylist lookup, transfer fare): %.1f us" % pay_us)
-        print("  decision without a denylist:                          %.1f us" % nodl_us)
-        print("  denylist lookup: %.1f us, %.2f reads of 8 bytes" % (lookup_us, reads_avg))
-        print("  install (write, verify CRC and order, rename): %.1f ms" % (install_us / 1000))
 
 
-main()
+def show(r):
+    print("%s, denylist of %d entries on the filesystem:" % (r["interpreter"], r["entries"]))
+    print("  decision (all checks, denylist lookup, transfer fare)  %8.1f us" % r["decide_us"])
+    print("  decision without a denylist                            %8.1f us" % r["decide_without_denylist_us"])
+    print("  denylist lookup alone                                  %8.1f us, %.2f reads of 8 bytes (max %d)" % (
+        r["lookup_us"], r["reads_per_lookup"], r["reads_per_lookup_max"]))
+    print("  install (write 400 KB, verify CRC and order, rename)   %8.1f ms" % r["install_verify_ms"])
+    if r["heap_bytes_per_decision"] is not None:
+        print("  heap allocated per decision                            %8d bytes" % r["heap_bytes_per_decision"])
+
+
+def main():
+    if "--measure" in sys.argv:
+        print("RESULT " + json.dumps(measure()))
+        return
+    results = [measure()]
+    if not MICROPYTHON:
+        try:
+            from tools.mprun import run_script
+
+            for line in run_script(__file__, ["--measure"]).splitlines():
+                if line.startswith("RESULT "):
+                    results.append(json.loads(line[7:]))
+        except Exception as e:  # no Node: the CPython half still prints
+            print("MicroPython run skipped: %s" % e)
+    if "--json" in sys.argv:
+        print(json.dumps(results))
+        return
+    for r in results:
+        show(r)
+
+
+if __name__ == "__main__":
+    main()
