@@ -252,3 +252,67 @@ def case_many_taps_ttc_and_seq_rise():
     assert seqs == list(range(1, 41))
     for c in cards:
         check_money(rig, c, 100000)
+
+
+class _FailingSam:
+    """A SAM port that dies on its nth APDU (or answers an error status there)."""
+
+    def __init__(self, sam, n, answer=None):
+        self.sam = sam
+        self.n = n
+        self.answer = answer
+        self.test_keys = True
+
+    def transceive(self, apdu):
+        self.n -= 1
+        if self.n == 0:
+            if self.answer is None:
+                from tunion.errors import CardLost
+
+                raise CardLost("PSAM gone")
+            return self.answer
+        return self.sam.transceive(apdu)
+
+
+def case_psam_failure_is_out_of_service_and_moves_no_money():
+    for answer in (None, b"\x6a\x82", b"\x90"):
+        rig = Rig()
+        rig.psam.port = _FailingSam(rig.softsam, 1, answer)  # the 8070
+        card = make_card(balance=5000)
+        r = rig.tap(card)
+        assert r.status == O.OOS_SAM, r
+        assert card.balance == 5000 and rig.records() == [] and 0x54 not in card.ins_counts
+
+
+def case_psam_lost_at_8072_keeps_the_payment():
+    rig = Rig()
+    rig.psam.port = _FailingSam(rig.softsam, 2)  # 8070 fine, 8072 lost: DEBIT already answered 9000
+    card = make_card(balance=5000)
+    r = rig.tap(card)
+    assert r.status == O.PAID and r.flags & FLAG_MAC2_UNVERIFIED and card.balance == 4800
+    check_money(rig, card, 5000)
+
+
+def case_no_configuration_and_no_psam():
+    from tunion.purchase import tap
+    from tunion.psam import Psam
+
+    rig = Rig()
+    card = make_card()
+    assert tap(card, rig.psam, rig.journal, None, rig.state, rig.now()).status == O.OOS_CONFIG
+    assert tap(card, Psam(rig.softsam), rig.journal, rig.config, rig.state, rig.now()).status == O.OOS_SAM
+    assert card.apdus == 0 and rig.records() == []
+
+
+def case_journal_full_refuses_before_touching_money():
+    from tunion.journal import MemoryJournal
+
+    rig = Rig(journal=MemoryJournal(capacity=3))
+    a = make_card(balance=5000)
+    assert rig.tap(a).status == O.PAID
+    a.reset_counts()
+    r = rig.tap(a)
+    assert r.status == O.OOS_RECORDS_FULL, r
+    assert a.balance == 4800 and a.counter == 1 and 0x50 not in a.ins_counts  # no INITIALIZE was sent
+    rig.journal.acknowledge(2)
+    assert rig.tap(a).status == O.PAID and a.balance == 4600
