@@ -134,3 +134,59 @@ def test_one_million_entries_for_16mb_boards(tmp_path):
         assert not dl.contains(base + i * 1000 + 1)
         assert dl.reads - before <= 2 * 20  # log2(1e6) = 19.9
     dl.close()
+
+
+class _LfsCounter:
+    """A LittleFS image (littlefs-python, the C library) with MicroPython's ESP32 settings: read_size 32,
+    prog_size 32, cache 128 bytes, 4 KB blocks; counts the flash reads the library makes."""
+
+    def __init__(self, blocks=512):
+        import littlefs
+
+        outer = self
+
+        class Ctx(littlefs.UserContext):
+            def read(self, cfg, block, off, size):
+                outer.reads += 1
+                outer.bytes += size
+                return super().read(cfg, block, off, size)
+
+        self.reads = 0
+        self.bytes = 0
+        self.fs = littlefs.LittleFS(context=Ctx(4096 * blocks), block_size=4096, block_count=blocks, read_size=32,
+                                    prog_size=32, cache_size=128, lookahead_size=32, block_cycles=100)
+
+    def stat(self, p):
+        return (0, 0, 0, 0, 0, 0, self.fs.stat(p).size)
+
+    def remove(self, p):
+        self.fs.remove(p)
+
+    def rename(self, a, b):
+        self.fs.rename(a, b)
+
+    def open(self, p, mode="rb"):
+        return self.fs.open(p, mode)
+
+
+def test_lookup_on_littlefs_reads_a_few_kilobytes_not_the_file(monkeypatch):
+    pytest.importorskip("littlefs")
+    import tunion.denylist as D
+
+    lfs = _LfsCounter()
+    monkeypatch.setattr(D, "os", lfs)
+    monkeypatch.setattr(D, "open", lfs.open, raising=False)
+    n, base, step = 50000, 3100000000000000000, 7919
+    assert install_denylist(encode([base + i * step for i in range(n)], 4), "denylist.bin") == (n, 4)
+    install_denylist(encode([base + i * step for i in range(n)], 5), "denylist.bin")  # replaces the old list
+    dl = Denylist("denylist.bin")
+    assert dl.list_version == 5
+    worst = 0
+    for k in (base, base + 1, base + 25000 * step, base + (n - 1) * step + 1, base + 1234 * step + 3):
+        r0, b0, e0 = lfs.reads, lfs.bytes, dl.reads
+        assert dl.contains(k) == ((k - base) % step == 0)
+        assert dl.reads - e0 <= 16
+        worst = max(worst, lfs.bytes - b0)
+        assert lfs.reads - r0 <= 160
+    assert worst < 16 * 1024  # the file is 400 KB; a lookup reads a few KB of it
+    dl.close()
