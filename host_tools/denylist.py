@@ -74,9 +74,9 @@ def check(path):
     try:
         count, version = fmt.verify(path)
     except fmt.DenylistError as e:
-        raise DenylistToolError("%s: %s" % (path, e))
+        raise DenylistToolError("%s: %s" % (path, e)) from e
     except OSError as e:
-        raise DenylistToolError("%s: %s" % (path, e))
+        raise DenylistToolError("%s: %s" % (path, e)) from e
     return stats(path, count, version)
 
 
@@ -85,7 +85,7 @@ def stats(path, count=None, version=None):
         try:
             n, v, crc = fmt.parse_header(fh.read(fmt.HEADER_SIZE))
         except fmt.DenylistError as e:
-            raise DenylistToolError("%s: %s" % (path, e))
+            raise DenylistToolError("%s: %s" % (path, e)) from e
         first = last = None
         if n:
             first = int.from_bytes(fh.read(8), "big")
@@ -137,7 +137,7 @@ def main(argv=None):
                 with open(args.list, encoding="utf-8") as fh:
                     text = fh.read()
             except (OSError, UnicodeError) as e:
-                raise DenylistToolError("%s: %s" % (args.list, e))
+                raise DenylistToolError("%s: %s" % (args.list, e)) from e
             data, warnings = build(text, args.list_version, not args.lenient)
             for w in warnings:
                 print("warning: " + w, file=sys.stderr)

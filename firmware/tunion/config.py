@@ -253,11 +253,11 @@ def load_config(text):
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeError:
-            raise ConfigError("file: not UTF-8 text")
+            raise ConfigError("file: not UTF-8 text") from None
     try:
         d = json.loads(text)
     except ValueError as e:
-        raise ConfigError("file: not valid JSON (%s)" % e)
+        raise ConfigError("file: not valid JSON (%s)" % e) from None
     return Config(check(d))
 
 
@@ -267,7 +267,7 @@ def read_config(path):
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError:
-        raise ConfigError("file: cannot read %s" % path)
+        raise ConfigError("file: cannot read %s" % path) from None
     return load_config(data)
 
 
