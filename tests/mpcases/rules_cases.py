@@ -218,3 +218,27 @@ def case_every_outcome_screen_draws_on_this_interpreter():
         fb = Frame()
         show(fb, lines)
         assert fb.clipped == 0 and fb.lit() > 0
+
+
+def case_config_install_is_atomic_on_this_filesystem():
+    import os
+    from tunion.config import install_config, read_config
+
+    path = "/tmp/config_case.json"
+    good = json.dumps(DEFAULT)
+    assert install_config(good, path).line == 101
+    bad = good.replace('"repeat_ms": 1000', '"repeat_ms": 5')
+    try:
+        install_config(bad, path)
+    except ConfigError as e:
+        assert str(e).startswith("windows.repeat_ms: "), str(e)
+    else:
+        raise AssertionError("a bad configuration was installed")
+    assert read_config(path).repeat_ms == 1000
+    newer = good.replace('"version": 1', '"version": 2')
+    assert install_config(newer, path).version == 2 and read_config(path).version == 2
+    for p in (path, path + ".new"):
+        try:
+            os.remove(p)
+        except OSError:
+            pass
