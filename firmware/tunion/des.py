@@ -59,8 +59,8 @@ def _sp_tables():
                     ev, od = _expand_masks(post[4 * i + b + 1])
                     ev_t[x] |= ev
                     od_t[x] |= od
-        ev_tabs.append(ev_t)
-        od_tabs.append(od_t)
+        ev_tabs.append(tuple(ev_t))
+        od_tabs.append(tuple(od_t))
     return tuple(ev_tabs), tuple(od_tabs)
 
 
@@ -69,45 +69,63 @@ def _sp_tables():
 _GROUP_SHIFT = (24, 8, 16, 0, 8, 24, 0, 16)
 
 
+# C and D (28 bits each) are looked up in chunks of 6, 6, 6, 5, 5 bits: 5 lookups a round, 2 KB of tables.
+_CHUNK_START = (0, 6, 12, 18, 23, 28)
+
+
 def _pc2_tables():
-    # 8 tables of 128, indexed by 7-bit chunks of C (tables 0-3) and D (4-7): the subkey bits they feed.
-    tabs = [[0] * 128 for _ in range(8)]
-    for n in range(48):
-        src = _PC2[n] - 1  # 0..55, MSB-first in C||D
-        grp, g = n // 6, n % 6
-        target = 1 << (_GROUP_SHIFT[grp] + 5 - g)
-        t = tabs[src // 7]
-        bit = 1 << (6 - src % 7)
-        for v in range(128):
-            if v & bit:
-                t[v] |= target
+    # 10 tables, indexed by the chunks of C (tables 0-4) and D (5-9): the subkey bits each chunk feeds.
+    tabs = []
+    for r in range(2):
+        for j in range(5):
+            lo, hi = _CHUNK_START[j], _CHUNK_START[j + 1]
+            t = [0] * (1 << (hi - lo))
+            for n in range(48):
+                src = _PC2[n] - 1 - 28 * r  # MSB-first position in C (r = 0) or D (r = 1)
+                if lo <= src < hi:
+                    target = 1 << (_GROUP_SHIFT[n // 6] + 5 - n % 6)
+                    bit = 1 << (hi - 1 - src)
+                    for v in range(len(t)):
+                        if v & bit:
+                            t[v] |= target
+            tabs.append(tuple(t))
     return tuple(tabs)
 
 
-def _spread_table():
-    t = []
-    for v in range(256):
-        x = 0
-        for i in range(1, 8):
-            if v & (1 << i):
-                x |= 1 << (4 * (i - 1))
-        t.append(x)
-    return t
+def _spread_tables():
+    # PC1 helper: bit i (1..7) of a key byte goes to bit 4(i-1); the byte is looked up as two nibbles.
+    hi = [0] * 16
+    lo = [0] * 16
+    for n in range(16):
+        for k in range(4):
+            if n & (1 << k):
+                hi[n] |= 1 << (4 * (k + 3))
+                if k:
+                    lo[n] |= 1 << (4 * (k - 1))
+    return tuple(hi), tuple(lo)
 
 
 _EV, _OD = _sp_tables()
-_SPREAD = _spread_table()
+_HI, _LO = _spread_tables()
 _PC2T = _pc2_tables()
-del _sp_tables, _pc2_tables, _spread_table
+del _sp_tables, _pc2_tables, _spread_tables
 
 
 def _schedule(key):
     """The 16 round keys of an 8-byte key (parity ignored): 8 tuples (od1, ev1, od2, ev2), a pair of rounds each."""
-    # PC1 is a bit-matrix transpose: C and D are made of "columns" (bit b of key bytes 7..0). _SPREAD puts bit
-    # i (1..7) of a byte at bit 4(i-1), so a holds those columns for bytes 0-3 and b for bytes 4-7, a nibble each.
-    s = _SPREAD
-    a = s[key[0]] | (s[key[1]] << 1) | (s[key[2]] << 2) | (s[key[3]] << 3)
-    b = s[key[4]] | (s[key[5]] << 1) | (s[key[6]] << 2) | (s[key[7]] << 3)
+    # PC1 is a bit-matrix transpose: C and D are made of "columns" (bit b of key bytes 7..0). Spreading bit i
+    # (1..7) of each byte to bit 4(i-1) makes a hold those columns for bytes 0-3 and b for bytes 4-7, a nibble each.
+    hi = _HI
+    lo = _LO
+    k = key
+    a = (
+        hi[k[0] >> 4] | lo[k[0] & 15] | ((hi[k[1] >> 4] | lo[k[1] & 15]) << 1)
+        | ((hi[k[2] >> 4] | lo[k[2] & 15]) << 2) | ((hi[k[3] >> 4] | lo[k[3] & 15]) << 3)
+    )
+    b = (
+        hi[k[4] >> 4] | lo[k[4] & 15] | ((hi[k[5] >> 4] | lo[k[5] & 15]) << 1)
+        | ((hi[k[6] >> 4] | lo[k[6] & 15]) << 2) | ((hi[k[7] >> 4] | lo[k[7] & 15]) << 3)
+    )
     c = (
         ((b >> 24) << 24) | ((a >> 24) << 20) | (((b >> 20) & 15) << 16) | (((a >> 20) & 15) << 12)
         | (((b >> 16) & 15) << 8) | (((a >> 16) & 15) << 4) | ((b >> 12) & 15)
@@ -116,14 +134,14 @@ def _schedule(key):
         ((b & 15) << 24) | ((a & 15) << 20) | (((b >> 4) & 15) << 16) | (((a >> 4) & 15) << 12)
         | (((b >> 8) & 15) << 8) | (((a >> 8) & 15) << 4) | ((a >> 12) & 15)
     )
-    t0, t1, t2, t3, t4, t5, t6, t7 = _PC2T
+    c0, c1, c2, c3, c4, d0, d1, d2, d3, d4 = _PC2T
     ko = []  # per round: OD key word (S1 S3 from C, S5 S7 from D)
     ke = []  # per round: EV key word (S2 S4 from C, S6 S8 from D)
     for sh in _SHIFTS:
         c = ((c << sh) | (c >> (28 - sh))) & 0xFFFFFFF
         d = ((d << sh) | (d >> (28 - sh))) & 0xFFFFFFF
-        pc = t0[c >> 21] | t1[(c >> 14) & 127] | t2[(c >> 7) & 127] | t3[c & 127]
-        pd = t4[d >> 21] | t5[(d >> 14) & 127] | t6[(d >> 7) & 127] | t7[d & 127]
+        pc = c0[c >> 22] | c1[(c >> 16) & 63] | c2[(c >> 10) & 63] | c3[(c >> 5) & 31] | c4[c & 31]
+        pd = d0[d >> 22] | d1[(d >> 16) & 63] | d2[(d >> 10) & 63] | d3[(d >> 5) & 31] | d4[d & 31]
         ko.append((pc & 0x3F3F0000) | (pd & 0x3F3F))
         ke.append(((pc & 0x3F3F) << 16) | (pd >> 16))
     return tuple([(ko[i], ke[i], ko[i + 1], ke[i + 1]) for i in range(0, 16, 2)])
