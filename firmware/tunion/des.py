@@ -1,17 +1,18 @@
-"""DES and 2-key triple DES (EDE) in pure Python, fast enough for MicroPython (the ESP32 port has no DES).
+"""DES and triple DES (EDE, 2 or 3 keys) in pure Python, fast enough for MicroPython (the ESP32 has no DES).
 
     Des(bytes.fromhex("133457799BBCDFF1")).encrypt(bytes.fromhex("0123456789ABCDEF")).hex()  # '85e813540f0ab405'
 """
 
 # Why it looks like this: MicroPython's small ints hold 31 bits (signed); a 32-bit value is a heap-allocated
 # long, so a textbook 32-bit DES allocates on every operation. Here no hot-path value reaches 2**30:
-# - a 32-bit half X is kept as its E-expansion, two words of four 6-bit groups each (< 0x3F3F3F3F):
+# - a 32-bit half X is kept as its E-expansion, two words of four 6-bit groups each (<= 0x3F3F3F3F):
 #   EV = S2|S4|S6|S8 inputs = rotl(X, 1) & 0x3F3F3F3F and OD = S1|S3|S5|S7 inputs = rotr(X, 3) & 0x3F3F3F3F
 #   (the layout of Outerbridge's d3des, whose round XORs the key into exactly these groups);
 # - the round function is 16 lookups into tables of E(P(S_i(x))): E is linear, so L ^= f(R) is done directly
 #   on the expanded words, and R is never contracted back until the final permutation;
 # - IP and FP are d3des's swap-mask sequences, run on 16-bit quarters of the block.
-# FIPS 46-3 is the source of every table below.
+# Tables, built at import: 16 x 64 round-function words (about 4.3 KB) and 2.3 KB for the key schedule.
+# FIPS 46-3 is the source of every table below; the generators and their inputs are dropped after import.
 
 _SBOX = (  # FIPS 46-3 S1..S8, row-major (row = b1 b6, column = b2..b5), one hex digit per entry
     "e4d12fb83a6c5907" "0f74e2d1a6cb9538" "41e8d62bfc973a50" "fc8249175b3ea06d",
@@ -108,7 +109,7 @@ def _spread_tables():
 _EV, _OD = _sp_tables()
 _HI, _LO = _spread_tables()
 _PC2T = _pc2_tables()
-del _sp_tables, _pc2_tables, _spread_tables
+del _sp_tables, _pc2_tables, _spread_tables, _expand_masks, _SBOX, _P, _PC2, _GROUP_SHIFT, _CHUNK_START
 
 
 def _schedule(key):
