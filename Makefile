@@ -1,4 +1,4 @@
-# Development entry points. A fresh clone needs only python3 (>= 3.10), Node.js (>= 18, with npm) and make;
+# Development entry points. A fresh clone needs only python3 (>= 3.11), Node.js (>= 18, with npm) and make;
 # every target below installs what it needs (into .venv, node_modules and typings, all git-ignored).
 #
 #   make test       everything CI runs: pytest (CPython, MicroPython via WebAssembly, mpy-cross, pyright)
@@ -32,9 +32,9 @@ PYTEST_ARGS ?=
 all: test
 
 check-python:
-	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found: install Python >= 3.10" >&2; exit 1; }
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' || \
-	  { echo "make: $(PYTHON) is $$($(PYTHON) -V 2>&1); Python >= 3.10 is needed (make PYTHON=python3.12 ...)" >&2; exit 1; }
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) not found: install Python >= 3.11" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
+	  { echo "make: $(PYTHON) is $$($(PYTHON) -V 2>&1); Python >= 3.11 is needed (make PYTHON=python3.12 ...)" >&2; exit 1; }
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || \
 	  { echo "make: $(PYTHON) lacks venv/ensurepip (Debian/Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
 

@@ -8,7 +8,7 @@ import ast
 import json
 import shutil
 import subprocess
-import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -108,10 +108,6 @@ def test_habit_check_catches_each_habit():
 # ---- (c) pyright against the ESP32 stubs ------------------------------------------------------------------------
 
 def _pyright_config():
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
     with open(ROOT / "pyproject.toml", "rb") as f:
         return tomllib.load(f)["tool"]["pyright"]
 
