@@ -181,6 +181,15 @@ def test_inputs_may_be_bytearray_or_memoryview():
     assert d.encrypt(memoryview(H("0123456789ABCDEF"))) == H("85E813540F0AB405")
 
 
+def test_transaction_type_may_be_an_int():
+    args = (H("00001000"), 6, H("001122334455"), H("20120229135100"))
+    assert crypto.mac1(SESPK, *args) == H("F15CAB75")
+    dtk = H("00112233445566778899AABBCCDDEEFF")
+    assert crypto.tac(dtk, H("00001000"), 9, bytes(6), bytes(4), bytes(7)) == crypto.tac(
+        dtk, H("00001000"), H("09"), bytes(6), bytes(4), bytes(7)
+    )
+
+
 def test_results_are_bytes():
     assert type(crypto.mac2(SESPK, H("00001000"))) is bytes
     assert type(crypto.diversify(DPK, bytes(8))) is bytes
