@@ -78,7 +78,7 @@ class FsJournal:
         self._refusals = st[2]
         names = []
         for name in self.fs.listdir(self.root):
-            if len(name) == 9 and name[0] == "s":
+            if len(name) == 9 and name[0] == "s" and name[1:].isdigit():
                 names.append(int(name[1:]))
         names.sort()
         nxt = max(1, floor)
@@ -106,6 +106,7 @@ class FsJournal:
                 self.next_seq = max(self.next_seq, tail.seq + 1)
                 if tail.kind == KIND_INTENT:
                     self._open = tail
+        self._refresh()
 
     def _load_state(self):
         refusals = {}
@@ -167,6 +168,7 @@ class FsJournal:
             f = self.fs.open(self._path(segno), "wb")
             self.segs.append([segno, rec.seq, 0])
             self._new_segment = False
+            self._free -= self._bsize
         else:
             data = raw
             f = self.fs.open(self._path(self.segs[-1][0]), "ab")
@@ -179,15 +181,20 @@ class FsJournal:
         return rec.seq
 
     # ---- the journal interface -----------------------------------------------------------------------------
-    def free_bytes(self):
+    def _refresh(self):
+        # statvfs walks the whole LittleFS (lfs_fs_size): done at mount and in idle(), never during a tap.
         s = self.fs.statvfs(self.root)
-        return s[0] * s[3]
+        self._bsize = s[0]
+        self._free = s[0] * s[3]
+
+    def free_bytes(self):
+        return self._free
 
     def has_room(self):
         # A replacement file, plus a block for the intent, a block for its outcome and a block of slack for
-        # LittleFS's copy-on-write metadata.
-        bsize = self.fs.statvfs(self.root)[0]
-        return self.free_bytes() >= self.reserve + 3 * bsize
+        # LittleFS's copy-on-write metadata. _free is the figure of the last idle(), less a block per segment
+        # file opened since.
+        return self._free >= self.reserve + 3 * self._bsize
 
     def append_intent(self, rec):
         if rec.kind != KIND_INTENT:
@@ -247,6 +254,7 @@ class FsJournal:
                 break
             self.fs.remove(self._path(seg[0]))
             self.segs.pop(0)
+        self._refresh()
 
     def count_refusal(self, status):
         ALL.index(status)  # ValueError for a status that is not an outcome
@@ -258,8 +266,10 @@ class FsJournal:
 
     # ---- housekeeping --------------------------------------------------------------------------------------
     def idle(self, budget=1):
+        """Between taps: save changed counters (write and rename: LittleFS erases), refresh the free space."""
         if self._dirty:
             self._save_state()
+        self._refresh()
         return 0
 
     def prepare(self):
