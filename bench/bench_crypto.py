@@ -64,8 +64,7 @@ def chain(i):
 
 
 def chain_cold(i):
-    del crypto._cache[:]
-    crypto._issuer_keys.clear()
+    crypto.forget_keys()
     return chain(i)
 
 

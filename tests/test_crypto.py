@@ -190,6 +190,19 @@ def test_transaction_type_may_be_an_int():
     )
 
 
+def test_key_caches_stay_bounded_and_do_not_change_results():
+    crypto.forget_keys()
+    assert crypto._cache == [] and crypto._issuer_keys == {}
+    first = [crypto.card_key(bytes([i]) * 16, bytes([i + 1]) * 8, bytes(8)) for i in range(20)]
+    assert len(crypto._cache) <= crypto._CACHE_MAX
+    assert len(crypto._issuer_keys) <= crypto._CACHE_MAX
+    again = [crypto.card_key(bytes([i]) * 16, bytes([i + 1]) * 8, bytes(8)) for i in range(20)]
+    assert again == first
+    assert first[3] == ref_diversify(ref_diversify(bytes([3]) * 16, bytes([4]) * 8), bytes(8))
+    crypto.forget_keys()
+    assert crypto.card_key(bytes([3]) * 16, bytes([4]) * 8, bytes(8)) == first[3]
+
+
 def test_results_are_bytes():
     assert type(crypto.mac2(SESPK, H("00001000"))) is bytes
     assert type(crypto.diversify(DPK, bytes(8))) is bytes
