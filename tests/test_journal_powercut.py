@@ -66,6 +66,10 @@ class Run:
         for t in range(TAPS):
             r = Record(KIND_INTENT, card_no=3105170000000000 + t, amount=100 + t, balance=9000 - t, counter=t, ttc=t)
             self._append(j.append_intent, r, j.next_seq)
+            if t == 20:  # the depot acknowledges while an intent is open (a torn tap): it must stay open
+                a = len(self.order)
+                j.acknowledge(j.next_seq - 1)
+                self.acks.append((a, len(self.order), j.next_seq - 1))
             o = r.outcome(KIND_COMPLETED, balance=8000, tac=bytes([t, 1, 2, 3]))
             self._append(j.append_outcome, o, j.next_seq)
             if t % 3 == 0:
