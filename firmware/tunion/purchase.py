@@ -109,6 +109,17 @@ def tap(card, sam, journal, config, state, now):
         return _result(O.OOS_SAM, detail=str(e))
 
 
+def _block(purse, sam, ef15):
+    """Optional (configuration block_denylisted; protocol section 7.9): APPLICATION BLOCK on a denylisted card,
+    MAC from the PSAM. Best effort: the card is refused whether or not the block lands."""
+    from tunion.denylist import block_application
+
+    try:
+        block_application(purse.port, sam, ef15)
+    except (CardLost, CardError, SamError):
+        pass
+
+
 def _refuse(journal, status, card_no=None, balance=None, detail=""):
     if status in O.REFUSALS:
         journal.count_refusal(status)
@@ -150,6 +161,8 @@ def _tap(purse, sam, journal, config, state, now, intent):
 
     status, fare = decide(facts, config, state, now)
     if status is not None:
+        if status == O.REFUSED_DENYLISTED and config.block_denylisted:
+            _block(purse, sam, ef15)
         if pending is not None:  # in doubt it ends unresolved: never claim "not debited" without proof
             _close(journal, pending, KIND_CANCELLED if pending_sure else KIND_UNRESOLVED, FLAG_RECOVERED)
         return _refuse(journal, status, card_no, detail="rules")

@@ -316,3 +316,26 @@ def case_journal_full_refuses_before_touching_money():
     assert a.balance == 4800 and a.counter == 1 and 0x50 not in a.ins_counts  # no INITIALIZE was sent
     rig.journal.acknowledge(2)
     assert rig.tap(a).status == O.PAID and a.balance == 4600
+
+
+class _SetDenylist:
+    def __init__(self, numbers):
+        self.numbers = numbers
+
+    def contains(self, card_no):
+        return card_no in self.numbers
+
+
+def case_denylisted_card_blocked_when_configured():
+    from sim.rig import test_config
+
+    for block in (False, True):
+        card = make_card(balance=5000)
+        cfg = test_config(block_denylisted=block)
+        cfg.denylist = _SetDenylist((card.card_no,))
+        rig = Rig(config=cfg)
+        r = rig.tap(card)
+        assert r.status == O.REFUSED_DENYLISTED and card.balance == 5000 and rig.records() == []
+        assert (card.state == BLOCKED) == block
+        r = rig.tap(card)
+        assert r.status == (O.REFUSED_BLOCKED if block else O.REFUSED_DENYLISTED)
