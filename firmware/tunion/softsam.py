@@ -171,15 +171,7 @@ class FileTtcStore:
 
 def _cbc_mac(key16, iv8, data):
     # Data already padded by the caller (80FA): DES-CBC with K_L, last block 3DES, leftmost 4 bytes.
-    single = des.Des(key16[:8])
-    triple = des.Tdes(key16)
-    x = bytearray(iv8)
-    n = len(data) // 8
-    for i in range(n):
-        for j in range(8):
-            x[j] ^= data[8 * i + j]
-        x = bytearray((triple if i == n - 1 else single).encrypt(bytes(x)))
-    return bytes(x[:4])
+    return des.cbc_last(data, iv8, des.Des(key16[:8]), des.Tdes(key16))[:4]
 
 
 class SoftSam:
