@@ -6,9 +6,11 @@ micropython-stdlib-stubs installed with pip --target).
 """
 import ast
 import json
+import os
 import shutil
 import subprocess
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -188,6 +190,8 @@ def test_mpy_build_runs_under_micropython(tmp_path):
     assert int(proc.stdout.split()[-1]) >= len(core) - 1
     # No .py left to fall back on: the imports above came from the .mpy files.
     assert not list(out.rglob("*.py"))
-    for path in mprun.case_modules():
-        results, proc = mprun.run_cases(path, firmware=out)
+    paths = mprun.case_modules()
+    with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+        runs = list(pool.map(lambda p: mprun.run_cases(p, firmware=out), paths))
+    for path, (results, proc) in zip(paths, runs):
         assert proc.returncode == 0, "%s against the .mpy build:\n%s%s" % (path.name, proc.stdout, proc.stderr)
