@@ -43,10 +43,10 @@ class OsFs:
         return os.statvfs(path)
 
 
-def _read(fs, path):
+def _read(fs, path, n=-1):
     f = fs.open(path, "rb")
     try:
-        return f.read()
+        return f.read(n) if n >= 0 else f.read()
     finally:
         f.close()
 
@@ -83,11 +83,12 @@ class FsJournal:
         names.sort()
         nxt = max(1, floor)
         for segno in names:
-            raw = _read(self.fs, self._path(segno))
+            raw = _read(self.fs, self._path(segno), HEADER_SIZE)  # only the header: boot reads little
             try:
                 h, sn, first = SegmentHeader.decode(raw[:HEADER_SIZE])
             except SegmentError:
                 self.faults.append(("lost_header", segno, 0, "segment file header damaged"))
+                raw = _read(self.fs, self._path(segno))
                 first = 0
                 for off, rec in entries(raw, HEADER_SIZE, len(raw), last_non_ff(raw, HEADER_SIZE, len(raw))):
                     if rec is not None:
@@ -99,6 +100,7 @@ class FsJournal:
             nxt = max(nxt, first)
         self.next_seq = nxt
         if self.segs:
+            self.segs[-1][2] = len(_read(self.fs, self._path(self.segs[-1][0])))  # the head's true size
             tail = None
             for rec in self._walk(self.segs[-1]):
                 tail = rec

@@ -270,3 +270,28 @@ def case_raised_floor_is_kept():
     j.raise_floor(1000)
     j2 = reboot(nor)
     assert j2.next_seq == 1000 and pay(j2, 2) == 1000
+
+
+def case_fs_journal_on_the_boards_os_files():
+    import os
+    from tunion.fsjournal import FsJournal, OsFs
+
+    root = "fsj_case"
+    try:
+        for name in os.listdir(root):
+            os.remove(root + "/" + name)
+    except OSError:
+        pass
+    j = FsJournal(OsFs(), header(), root, 4096, 4096)
+    for n in range(60):  # two segment files
+        pay(j, n)
+    s = j.append_intent(intent(99))
+    j.count_refusal(O.REFUSED_EXPIRED)
+    j.idle()
+    j2 = FsJournal(OsFs(), header(), root, 4096, 4096)
+    assert seqs(j2) == list(range(1, 122)) and j2.open_intent().seq == s
+    assert j2.refusals() == {O.REFUSED_EXPIRED: 1}
+    j2.acknowledge(s)
+    assert sorted(os.listdir(root)) == ["s00000002", "state"]
+    j3 = FsJournal(OsFs(), header(), root, 4096, 4096)
+    assert j3.open_intent().seq == s and j3.next_seq == s + 1
