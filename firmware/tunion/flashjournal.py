@@ -17,7 +17,7 @@ are free in the head, and nothing is written into a segment between an intent an
 """
 from tunion.compat import const
 from tunion.errors import JournalError
-from tunion.record import KIND_INTENT, INTENT_SIZE, OUTCOME_SIZE, MAX_SIZE
+from tunion.record import KIND_INTENT, OUTCOME_SIZE, MAX_SIZE, size_of
 from tunion.outcome import ALL
 from tunion.segment import SegmentHeader, SegmentError, HEADER_SIZE, entries, last_non_ff, write_point, is_blank
 from tunion.jmeta import MetaStore, TAG_ACK, TAG_FLOOR, TAG_REFUSAL
@@ -102,7 +102,7 @@ class FlashJournal:
         last = last_non_ff(buf, HEADER_SIZE, self.ss)
         lo = hi = 0
         for off, rec in entries(buf, HEADER_SIZE, self.ss, last):
-            if rec is not None and rec.seq > self.ack:
+            if rec and rec.seq > self.ack:
                 if lo == 0:
                     lo = rec.seq
                 hi = rec.seq
@@ -121,9 +121,11 @@ class FlashJournal:
         end = HEADER_SIZE
         tail = None  # the last valid record in the head
         torn = -1
+        tomb = False
         for off, rec in entries(buf, HEADER_SIZE, self.ss, last):
-            if rec is None:
+            if not rec:  # damaged, or a tombstone (False)
                 torn = off
+                tomb = rec is False
                 continue
             torn = -1
             tail = rec
@@ -132,11 +134,18 @@ class FlashJournal:
         if tail is not None:
             self.next_seq = max(self.next_seq, tail.seq + 1)
         if torn >= 0:
-            # A write cut short (or damage) after the last record: its sequence number may have been seen, so it
-            # is not reused (a gap the depot sees, explained by this fault). Idempotent over repeated boots.
+            # Unreadable bytes after the last record: their sequence number may have been seen, so it is not
+            # reused (idempotent over repeated boots). When the record's last byte is still erased it is a write
+            # cut short: its bytes are programmed to zero (a tombstone), so every later walk knows the skipped
+            # number is a torn write, not a lost record. A whole record that fails its CRC stays as it is and is
+            # reported as damage.
             burnt = (tail.seq if tail is not None else self.first[h] - 1) + 1
-            self._fault("torn", h, torn, "interrupted write; seq %d skipped" % burnt)
+            n = size_of(buf[torn + 1]) or MAX_SIZE
+            partial = tomb or torn + n > self.ss or buf[torn + n - 1] == 0xFF
+            self._fault("torn" if partial else "damaged", h, torn, "unfinished or damaged record; seq %d skipped" % burnt)
             self.next_seq = max(self.next_seq, burnt + 1)
+            if partial and not tomb and self.wp > torn:
+                self.dev.writeblocks(h, bytes(self.wp - torn), torn)
         if tail is None:
             prev = self._previous(h)
             if prev >= 0:  # an intent whose outcome opened a new segment, cut before the outcome landed
@@ -185,15 +194,24 @@ class FlashJournal:
         buf = self._load(i)
         last = last_non_ff(buf, HEADER_SIZE, self.ss)
         expect = self.first[i] if self.state[i] == SEG else 0  # a salvaged segment's first seq is unknown
+        tomb = False
         for off, rec in entries(buf, HEADER_SIZE, self.ss, last):
             if rec is None:
                 self._fault("damaged", i, off, "unreadable bytes skipped")
+                tomb = False
+                continue
+            if rec is False:
+                tomb = True
                 continue
             if rec.seq < expect:
                 self._fault("order", i, off, "seq %d after %d: ignored" % (rec.seq, expect - 1))
                 continue
             if rec.seq > expect and expect:
-                self._fault("gap", i, off, "records %d..%d missing" % (expect, rec.seq - 1))
+                if tomb and rec.seq == expect + 1:
+                    self._fault("torn", i, off, "seq %d skipped after an interrupted write" % expect)
+                else:
+                    self._fault("gap", i, off, "records %d..%d missing" % (expect, rec.seq - 1))
+            tomb = False
             expect = rec.seq + 1
             yield off, rec
 

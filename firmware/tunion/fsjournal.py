@@ -91,7 +91,7 @@ class FsJournal:
                 raw = _read(self.fs, self._path(segno))
                 first = 0
                 for off, rec in entries(raw, HEADER_SIZE, len(raw), last_non_ff(raw, HEADER_SIZE, len(raw))):
-                    if rec is not None:
+                    if rec:
                         first = rec.seq
                         break
                 if first == 0:
@@ -146,7 +146,7 @@ class FsJournal:
         raw = _read(self.fs, self._path(seg[0]))
         expect = seg[1]
         for off, rec in entries(raw, HEADER_SIZE, len(raw), last_non_ff(raw, HEADER_SIZE, len(raw))):
-            if rec is None:
+            if not rec:
                 self._fault(("damaged", seg[0], off, "unreadable bytes skipped"))
                 continue
             if rec.seq < expect:

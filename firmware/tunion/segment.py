@@ -161,10 +161,18 @@ def last_non_ff(buf, start, end):
     return i
 
 
+def _zeros(buf, a, b):
+    for i in range(a, b):
+        if buf[i]:
+            return False
+    return True
+
+
 def entries(buf, start, end, last):
-    """Yield (offset, Record) for each valid record in buf[start:end] and (offset, None) where a damaged or torn
-    stretch begins; `last` = last_non_ff(buf, start, end). A damaged stretch is skipped 8 bytes at a time, so a
-    flipped bit or a torn record never hides the records after it."""
+    """Yield (offset, Record) for each valid record in buf[start:end], (offset, None) where a damaged or torn
+    stretch begins, and (offset, False) for a tombstone (a torn write the journal zeroed: known harmless);
+    `last` = last_non_ff(buf, start, end). A damaged stretch is skipped 8 bytes at a time, so a flipped bit or a
+    torn record never hides the records after it."""
     o = start
     damaged = -1
     while o + ALIGN <= end and o <= last:
@@ -177,7 +185,7 @@ def entries(buf, start, end, last):
                     rec = None
                 if rec is not None:
                     if damaged >= 0:
-                        yield damaged, None
+                        yield damaged, (False if _zeros(buf, damaged, o) else None)
                         damaged = -1
                     yield o, rec
                     o += n
@@ -186,7 +194,7 @@ def entries(buf, start, end, last):
             damaged = o
         o += ALIGN
     if damaged >= 0:
-        yield damaged, None
+        yield damaged, (False if _zeros(buf, damaged, min(o, last + 1)) else None)
 
 
 def write_point(end_of_last_record, last, start):
