@@ -72,9 +72,8 @@ class Run:
                 self.acks.append((a, len(self.order), j.next_seq - 1))
             o = r.outcome(KIND_COMPLETED, balance=8000, tac=bytes([t, 1, 2, 3]))
             self._append(j.append_outcome, o, j.next_seq)
-            if t % 3 == 0:
-                j.count_refusal(O.REFUSED_INSUFFICIENT)
-                n_ref += 1
+            j.count_refusal(O.REFUSED_INSUFFICIENT)  # every tap: the meta sector fills and switches (31 entries)
+            n_ref += 1
             j.idle()
             self.refused.append((len(self.order), n_ref))
             if t % 7 == 6:
@@ -165,14 +164,18 @@ def _check(run, k, partial):
     again = FlashJournal(nor, HDR)
     assert [x.seq for x in again.read_from(1, 100000)][-2:] == [s, s + 1]
     # and around the whole ring: a half-erased or torn sector is never programmed over
+    refused = again.refusals().get(O.REFUSED_INSUFFICIENT, 0)
     for t in range(SECTORS * 5):
         again.acknowledge(again.next_seq - 1)
+        again.count_refusal(O.REFUSED_EXPIRED)  # the meta sector switches again: nothing may be lost
         again.idle()
         r = Record(KIND_INTENT, card_no=2, amount=t)
         s = again.append_intent(r)
         again.append_outcome(r.outcome(KIND_COMPLETED))
     assert nor.conflicts == 0
-    assert [x.seq for x in FlashJournal(nor, HDR).read_from(s, 10)] == [s, s + 1]
+    last = FlashJournal(nor, HDR)
+    assert [x.seq for x in last.read_from(s, 10)] == [s, s + 1]
+    assert last.refusals() == {O.REFUSED_INSUFFICIENT: refused, O.REFUSED_EXPIRED: SECTORS * 5} or refused == 0
     # the files: old or new, never torn
     fs = LfsPort(LogDevice(LFS_BLOCKS, image=lfs_img, log=False), format_if_needed=False)
     for path, old, new in (("/config.bin", CFG_OLD, CFG_NEW), ("/denylist.bin", DENY_OLD, DENY_NEW)):
@@ -190,6 +193,7 @@ def test_run_crosses_segments_fills_frees_and_replaces_files(run):
     erases = [op for op in run.nor.log if op[0] == "erase"]
     j = FlashJournal(NorFlash(SECTORS, SS, image=run.nor.image()), HDR)
     assert j.segno[j.head] > SECTORS - 2 and len(erases) >= 4  # segments were freed and reused: the ring wrapped
+    assert ("erase", 0) in erases or ("erase", 1) in erases  # the meta store switched sectors during the run
     assert run.lfs.erases > 4 and len(run.files) == 2
 
 

@@ -313,3 +313,42 @@ def case_fs_journal_on_the_boards_os_files():
     assert sorted(os.listdir(root)) == ["s00000002", "state"]
     j3 = FsJournal(OsFs(), header(), root, 4096, 4096)
     assert j3.open_intent().seq == s and j3.next_seq == s + 1
+
+
+def case_meta_store_survives_two_cuts_across_sector_switches():
+    from tunion.jmeta import MetaStore, TAG_REFUSAL, TAG_ACK
+
+    nor = NorFlash(4, SS)
+    m = MetaStore(nor, 0, 1)
+    m.load()
+    for k in range(4):
+        m.put(TAG_REFUSAL, k, 100 + k, True)
+    m.put(TAG_ACK, 0, 77, True)
+    v = 0
+    while m.room() > 0:  # fill the active sector with one busy key
+        v += 1
+        m.put(TAG_REFUSAL, 9, v, True)
+    nor.cut_at = (nor.ops + 2, None)  # the switch: erase, header, then cut before the snapshot's first entry
+    try:
+        m.put(TAG_REFUSAL, 9, v + 1, True)
+        assert False, "the cut should stop the switch"
+    except PowerCut:
+        pass
+    nor.cut_at = None
+    m2 = MetaStore(nor, 0, 1)
+    vals = m2.load()  # merges both sectors and copies into the newer one what it lacks
+    assert vals[(TAG_REFUSAL, 2)] == 102 and vals[(TAG_ACK, 0)] == 77 and vals[(TAG_REFUSAL, 9)] == v
+    while m2.room() > 0:
+        v += 1
+        m2.put(TAG_REFUSAL, 9, v, True)
+    nor.cut_at = (nor.ops, ("erase", "front"))  # the next switch erases the older sector: cut inside it
+    try:
+        m2.put(TAG_REFUSAL, 9, v + 1, True)
+        assert False, "the cut should stop the erase"
+    except PowerCut:
+        pass
+    nor.cut_at = None
+    vals = MetaStore(nor, 0, 1).load()
+    for k in range(4):
+        assert vals[(TAG_REFUSAL, k)] == 100 + k
+    assert vals[(TAG_ACK, 0)] == 77 and vals[(TAG_REFUSAL, 9)] == v
