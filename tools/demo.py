@@ -3,7 +3,8 @@
     make demo                  # or: PYTHONPATH=.:firmware:tests .venv/bin/python -m tools.demo [--screens]
 
 Everything here is the real firmware core (tunion.*) against the strict simulated cards and the software SAM
-(test keys): ordinary fares, a second rider, a repeat within 1 s, a concession rider inside and outside the
+(test keys), writing its records to the real flash journal on a simulated NOR `journal` partition of a 4 MB
+board (0.875 MiB, programs only while a card is on the reader, erases while idle): ordinary fares, a second rider, a repeat within 1 s, a concession rider inside and outside the
 concession window, a visiting card, insufficient balance, refusals, and cards torn away mid-payment that are
 recovered without charging twice. `--screens` also draws each 128x64 screen the passenger saw.
 """
@@ -20,7 +21,10 @@ from tunion.display import Frame, show
 from tunion.record import KIND_NAMES, KIND_INTENT, FLAG_RECOVERED, FLAG_MAC2_UNVERIFIED, FLAG_TEST_KEYS
 from sim.card import make_card, make_other_city_card, AFTER, BEFORE, BLOCKED, ABSENT
 from sim.rig import Rig
+from sim.nor import NorFlash
 from sim import keys
+from tunion.flashjournal import FlashJournal
+from tunion.segment import SegmentHeader
 
 FLAG_NAMES = ((FLAG_RECOVERED, "recovered"), (FLAG_MAC2_UNVERIFIED, "MAC2 unverified"), (FLAG_TEST_KEYS, "test keys"))
 
@@ -46,8 +50,17 @@ def _frame_text(result):
     return "┌" + "─" * 128 + "┐\n" + "\n".join(rows) + "\n└" + "─" * 128 + "┘"
 
 
+JOURNAL_SECTORS = 0xE0000 // 4096  # boards/esp32-generic/partitions.csv: the journal partition
+
+
 def bus_day(console, screens=False):
+    flash = NorFlash(JOURNAL_SECTORS)
     rig = Rig(when=(2026, 12, 1, 7, 58, 0))
+    header = SegmentHeader(b"BUS00042", rig.psam.serial, rig.psam.terminal, str(rig.config.line),
+                           rig.config.vehicle, rig.config.version)
+    rig.journal = FlashJournal(flash, header)
+    prepared = rig.journal.prepare()
+    tap_erases = [0]
     alice = make_card(card_no=keys.TEST_CARD_NO + 1, balance=5000)
     bob = make_card(card_no=keys.TEST_CARD_NO + 2, balance=150)
     carol = make_card(card_no=keys.TEST_CARD_NO + 3, balance=3000)
@@ -68,7 +81,10 @@ def bus_day(console, screens=False):
             card.tear_on_ins(tear[0], tear[1])
         card.reset_counts()
         t = rig.secs
+        e0 = flash.erases
         r = rig.tap(card, advance_ms=wait_ms)
+        tap_erases[0] += flash.erases - e0
+        rig.journal.idle()  # between taps: erase ahead
         zh, en = messages.text(r.status)
         fare = messages.yuan(r.fare) if r.fare is not None and r.status in (O.PAID, O.PAID_RECOVERED) else ""
         bal = messages.yuan(r.balance) if r.balance is not None else ""
@@ -113,6 +129,19 @@ def bus_day(console, screens=False):
                          r.tac.hex().upper(), _flags(r.flags))
     console.print(recs)
     console.print("Refusals counted for the depot: %s" % (rig.journal.refusals(),))
+    used, total = rig.journal.usage()
+    console.print("Journal: %d records waiting for the depot, %d of %d bytes used%s; segment header: board %s, "
+                  "PSAM %s, terminal %s, line %s, vehicle %s, config v%d, firmware %s" % (
+                      rig.journal.pending(), used, total, " (WARNING: above 80 %)" if rig.journal.warning() else "",
+                      header.board_id.decode(), header.psam_no.hex(), header.terminal.hex(), header.line.decode().strip(),
+                      header.vehicle.decode().strip(), header.config_version, header.fw_version))
+    console.print("Flash: %d sector erases while preparing at boot, %d erases during taps, %d programs, %d bytes "
+                  "programmed" % (prepared, tap_erases[0], flash.programs, flash.bytes_programmed))
+    # A power cut now: mount the same flash afresh and read the records back.
+    again = FlashJournal(NorFlash(JOURNAL_SECTORS, image=flash.image()), header)
+    back = again.read_from(0, 100000)
+    console.print("After a power cut: %d records read back from flash, sequence %d..%d, open intent: %s, "
+                  "faults: %s" % (len(back), back[0].seq, back[-1].seq, again.open_intent(), again.faults or "none"))
     for who, card, start in (("Alice", alice, 5000), ("Carol", carol, 3000), ("Judy", judy, 1000)):
         console.print("%s: card balance %s (started %s): charged %d time(s)" % (
             who, messages.yuan(card.balance), messages.yuan(start), (start - card.balance) // rig.config.base_fare))
