@@ -133,8 +133,8 @@ def bus_day(console, screens=False):
     console.print("Journal: %d records waiting for the depot, %d of %d bytes used%s; segment header: board %s, "
                   "PSAM %s, terminal %s, line %s, vehicle %s, config v%d, firmware %s" % (
                       rig.journal.pending(), used, total, " (WARNING: above 80 %)" if rig.journal.warning() else "",
-                      header.board_id.decode(), header.psam_no.hex(), header.terminal.hex(), header.line.decode().strip(),
-                      header.vehicle.decode().strip(), header.config_version, header.fw_version))
+                      header.board_id.rstrip(b"\x00").decode(), header.psam_no.hex(), header.terminal.hex(), header.line.rstrip(b"\x00").decode(),
+                      header.vehicle.rstrip(b"\x00").decode(), header.config_version, header.fw_version))
     console.print("Flash: %d sector erases while preparing at boot, %d erases during taps, %d programs, %d bytes "
                   "programmed" % (prepared, tap_erases[0], flash.programs, flash.bytes_programmed))
     # A power cut now: mount the same flash afresh and read the records back.
