@@ -17,6 +17,7 @@ are free in the head, and nothing is written into a segment between an intent an
 """
 from tunion.compat import const
 from tunion.errors import JournalError
+from tunion.journal import check_intent, check_outcome
 from tunion.record import KIND_INTENT, OUTCOME_SIZE, MAX_SIZE, size_of
 from tunion.outcome import ALL
 from tunion.segment import SegmentHeader, SegmentError, HEADER_SIZE, entries, last_non_ff, write_point, is_blank
@@ -269,10 +270,7 @@ class FlashJournal:
         return self._find_ready() >= 0
 
     def append_intent(self, rec):
-        if rec.kind != KIND_INTENT:
-            raise JournalError("append_intent takes an intent record")
-        if self._open is not None:
-            raise JournalError("an intent is already open (seq %d)" % self._open.seq)
+        check_intent(self._open, rec)
         if self.head < 0 or self._new_segment or self.wp + _NEED > self.ss:
             if not self._open_segment():
                 raise JournalError("journal full")
@@ -281,10 +279,7 @@ class FlashJournal:
         return seq
 
     def append_outcome(self, rec):
-        if rec.kind == KIND_INTENT:
-            raise JournalError("append_outcome takes an outcome record")
-        if self._open is None or rec.ref != self._open.seq:
-            raise JournalError("outcome cites intent %d, which is not open" % rec.ref)
+        check_outcome(self._open, rec)
         if self.wp + OUTCOME_SIZE > self.ss and not self._open_segment():
             raise JournalError("journal full: no erased sector for the outcome")
         seq = self._program(rec)

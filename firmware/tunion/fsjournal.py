@@ -14,6 +14,7 @@ flashing copies application files and never removes /journal (docs/journal.md).
 import os
 from tunion.compat import const, crc32, u32, put_u32
 from tunion.errors import JournalError
+from tunion.journal import check_intent, check_outcome
 from tunion.record import KIND_INTENT
 from tunion.outcome import ALL
 from tunion.segment import SegmentHeader, SegmentError, HEADER_SIZE, entries, last_non_ff
@@ -199,10 +200,7 @@ class FsJournal:
         return self._free >= self.reserve + 3 * self._bsize
 
     def append_intent(self, rec):
-        if rec.kind != KIND_INTENT:
-            raise JournalError("append_intent takes an intent record")
-        if self._open is not None:
-            raise JournalError("an intent is already open (seq %d)" % self._open.seq)
+        check_intent(self._open, rec)
         if not self.has_room():
             raise JournalError("journal full")
         new = not self.segs or self._new_segment or self.segs[-1][2] + rec.size + 24 > self.seg_bytes
@@ -214,10 +212,7 @@ class FsJournal:
         return seq
 
     def append_outcome(self, rec):
-        if rec.kind == KIND_INTENT:
-            raise JournalError("append_outcome takes an outcome record")
-        if self._open is None or rec.ref != self._open.seq:
-            raise JournalError("outcome cites intent %d, which is not open" % rec.ref)
+        check_outcome(self._open, rec)
         try:
             seq = self._append(rec, False)  # the intent left room for it in the same file
         except OSError as e:

@@ -20,6 +20,22 @@ from tunion.errors import JournalError
 from tunion.record import Record, KIND_INTENT
 
 
+def check_intent(open_intent, rec):
+    """The rules every journal applies to a new intent: it is one, and no other intent is open."""
+    if rec.kind != KIND_INTENT:
+        raise JournalError("append_intent takes an intent record")
+    if open_intent is not None:
+        raise JournalError("an intent is already open (seq %d)" % open_intent.seq)
+
+
+def check_outcome(open_intent, rec):
+    """The rules every journal applies to an outcome: it is one, and it cites the open intent."""
+    if rec.kind == KIND_INTENT:
+        raise JournalError("append_outcome takes an outcome record")
+    if open_intent is None or rec.ref != open_intent.seq:
+        raise JournalError("outcome cites intent %d, which is not open" % rec.ref)
+
+
 class MemoryJournal:
     """Records kept as encoded bytes in RAM (so the codec is exercised); `capacity` bounds the records held."""
 
@@ -41,10 +57,7 @@ class MemoryJournal:
         return rec.seq
 
     def append_intent(self, rec):
-        if rec.kind != KIND_INTENT:
-            raise JournalError("append_intent takes an intent record")
-        if self._open is not None:
-            raise JournalError("an intent is already open (seq %d)" % self._open.seq)
+        check_intent(self._open, rec)
         if not self.has_room():
             raise JournalError("journal full")
         seq = self._append(rec)
@@ -52,10 +65,7 @@ class MemoryJournal:
         return seq
 
     def append_outcome(self, rec):
-        if rec.kind == KIND_INTENT:
-            raise JournalError("append_outcome takes an outcome record")
-        if self._open is None or rec.ref != self._open.seq:
-            raise JournalError("outcome cites intent %d, which is not open" % rec.ref)
+        check_outcome(self._open, rec)
         if len(self._raw) >= self.capacity:
             raise JournalError("journal full")
         seq = self._append(rec)
