@@ -146,7 +146,7 @@ def _tap(purse, sam, journal, config, state, now, intent):
             pending = intent
             pending_sure = ev[0] == _NOT_DONE
     else:
-        old = _find_abandoned(state, card_no, ef15.issuer)
+        old = _find_abandoned(state, card_no, ef15.issuer, now[0] - 2 * config.intent_timeout_s)
         if old is not None:
             state.abandoned.remove(old)
             ev = _evidence(purse, sam, old)
@@ -272,8 +272,13 @@ _NOT_DONE = "not done"
 _UNKNOWN = "unknown"
 
 
-def _find_abandoned(state, card_no, issuer):
-    for i in state.abandoned:
+def _find_abandoned(state, card_no, issuer, since):
+    """This card's abandoned intent from `since` on (older ones are forgotten: a card back hours later is a new
+    ride, and the depot settles the unresolved record with the clearing centre)."""
+    ab = state.abandoned
+    while ab and ab[0].time < since:
+        ab.pop(0)
+    for i in ab:
         if i.card_no == card_no and i.issuer == issuer:
             return i
     return None

@@ -339,3 +339,21 @@ def case_denylisted_card_blocked_when_configured():
         assert (card.state == BLOCKED) == block
         r = rig.tap(card)
         assert r.status == (O.REFUSED_BLOCKED if block else O.REFUSED_DENYLISTED)
+
+
+def case_abandoned_intent_forgotten_after_a_while():
+    # A card torn during DEBIT whose intent another card's payment closed: back within the window it is not
+    # charged again; back much later it is a new ride and pays.
+    for later_s, charged in ((30, 200), (3600, 400)):
+        rig = Rig()
+        a = make_card(balance=5000)
+        b = make_card(card_no=keys.TEST_CARD_NO + 7, balance=3000)
+        a.tear_on_ins(0x54, AFTER)
+        assert rig.tap(a).status == O.TAP_AGAIN
+        assert rig.tap(b).status == O.PAID
+        rig.advance(later_s * 1000)
+        a.present()
+        r = rig.tap(a)
+        assert r.status == (O.PAID_RECOVERED if charged == 200 else O.PAID), (later_s, r)
+        assert 5000 - a.balance == charged
+        check_money(rig, a, 5000)
