@@ -1,0 +1,46 @@
+"""ESP32 generic (ESP32-WROOM-32, 4 MB flash) wired as a validator: which pin does what, and what the board has.
+
+    from board import PINS, HAS, I2C_ADDR      # copied to the board's /lib by the depot tools
+
+Plain data: the drivers take their pins from here, so another board is another folder with its own board.py.
+Pins avoid the flash pins (GPIO 6-11), the input-only pins (34-39) for outputs, and the strapping pins
+(0, 2, 5, 12, 15) (tests/test_boards.py checks it).
+"""
+
+NAME = "esp32-generic"
+FLASH_MB = 4
+
+# What this board has (validator.md section 5: a validator in service needs the RTC and a PSAM).
+HAS = {
+    "rtc": True,  # DS3231 on I2C, battery-backed
+    "psam": True,  # one ISO 7816 slot on UART1
+    "display": True,  # SSD1306 128x64 on I2C
+    "buzzer": True,
+    "leds": True,
+}
+
+# direction: "out", "in", "io" (bidirectional), "clock" (a PWM/LEDC output)
+PINS = {
+    # PN532 on UART2 (HSU mode: the PN532's I0/I1 jumpers both low)
+    "pn532_tx": (17, "out"),  # ESP32 TX -> PN532 RXD
+    "pn532_rx": (16, "in"),  # PN532 TXD -> ESP32 RX
+    "pn532_reset": (4, "out"),  # PN532 RSTPDN (active low)
+    # PSAM, ISO 7816-3 T=0: one open-drain I/O line on UART1 (half duplex), a 3.57 MHz clock, reset
+    "psam_io": (25, "io"),
+    "psam_clk": (26, "clock"),  # LEDC at 3.5712 MHz: 9600 baud at F=372 D=1 before PPS
+    "psam_rst": (27, "out"),
+    "psam_detect": (35, "in"),  # card-present switch of the slot (input-only pin is fine)
+    # I2C bus 0: DS3231 RTC and the SSD1306 display
+    "i2c_sda": (21, "io"),
+    "i2c_scl": (22, "out"),
+    # feedback
+    "buzzer": (13, "clock"),  # LEDC tone
+    "led_green": (32, "out"),
+    "led_red": (33, "out"),
+}
+
+I2C_ADDR = {"rtc": 0x68, "display": 0x3C}
+UART = {"pn532": 2, "psam": 1}
+PN532_BAUD_BOOT = 115200  # the PN532 HSU default; raised with SetSerialBaudRate (validator.md section 6)
+PN532_BAUD_RUN = 921600
+PSAM_CLOCK_HZ = 3571200

