@@ -17,7 +17,7 @@ are free in the head, and nothing is written into a segment between an intent an
 """
 from tunion.compat import const
 from tunion.errors import JournalError
-from tunion.journal import check_intent, check_outcome
+from tunion.journal import check_intent, check_outcome, take
 from tunion.record import KIND_INTENT, OUTCOME_SIZE, MAX_SIZE, size_of
 from tunion.outcome import ALL
 from tunion.segment import SegmentHeader, SegmentError, HEADER_SIZE, entries, last_non_ff, write_point, is_blank
@@ -298,11 +298,8 @@ class FlashJournal:
                 k0 = k
         open_seq = self._open.seq if self._open is not None else -1
         for i in order[k0:]:
-            for off, rec in self._walk(i):
-                if rec.seq >= seq and (rec.seq > self.ack or rec.seq == open_seq):
-                    out.append(rec)
-                    if len(out) >= limit:
-                        return out
+            if take(out, (rec for off, rec in self._walk(i)), seq, self.ack, open_seq, limit):
+                break
         return out
 
     def acknowledge(self, upto_seq):

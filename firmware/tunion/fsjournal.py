@@ -14,7 +14,7 @@ flashing copies application files and never removes /journal (docs/journal.md).
 import os
 from tunion.compat import const, crc32, u32, put_u32
 from tunion.errors import JournalError
-from tunion.journal import check_intent, check_outcome
+from tunion.journal import check_intent, check_outcome, take
 from tunion.record import KIND_INTENT
 from tunion.outcome import ALL
 from tunion.segment import SegmentHeader, SegmentError, HEADER_SIZE, entries, last_non_ff
@@ -231,11 +231,8 @@ class FsJournal:
             if self.segs[k][1] <= seq:
                 k0 = k
         for seg in self.segs[k0:]:
-            for rec in self._walk(seg):
-                if rec.seq >= seq and (rec.seq > self.ack or rec.seq == open_seq):
-                    out.append(rec)
-                    if len(out) >= limit:
-                        return out
+            if take(out, self._walk(seg), seq, self.ack, open_seq, limit):
+                break
         return out
 
     def acknowledge(self, upto_seq):

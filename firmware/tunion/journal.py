@@ -36,6 +36,17 @@ def check_outcome(open_intent, rec):
         raise JournalError("outcome cites intent %d, which is not open" % rec.ref)
 
 
+def take(out, recs, seq, ack, open_seq, limit):
+    """Append to `out` the records of `recs` a read from `seq` returns: not yet acknowledged (or the open intent,
+    which an acknowledgement never removes). True once `out` holds `limit` records."""
+    for rec in recs:
+        if rec.seq >= seq and (rec.seq > ack or rec.seq == open_seq):
+            out.append(rec)
+            if len(out) >= limit:
+                return True
+    return False
+
+
 class MemoryJournal:
     """Records kept as encoded bytes in RAM (so the codec is exercised); `capacity` bounds the records held."""
 
