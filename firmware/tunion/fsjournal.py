@@ -20,6 +20,7 @@ from tunion.outcome import ALL
 from tunion.segment import SegmentHeader, SegmentError, HEADER_SIZE, entries, last_non_ff
 
 _STATE_SIZE = const(84)  # magic 4, ack 4, floor 4, 17 counters * 4, CRC 4
+_COUNTERS = const(17)  # counters of outcome.ALL[0:17] (statuses appended later are never refusals)
 
 
 class OsFs:
@@ -120,7 +121,7 @@ class FsJournal:
         if len(b) != _STATE_SIZE or b[0:4] != b"TJS1" or crc32(b[:80]) & 0xFFFFFFFF != u32(b, 80):
             self.faults = [("state", 0, 0, "state file damaged: acknowledgement floor and counters reset")]
             return 0, 0, refusals
-        for k in range(len(ALL)):
+        for k in range(_COUNTERS):
             n = u32(b, 12 + 4 * k)
             if n:
                 refusals[ALL[k]] = n
@@ -131,7 +132,7 @@ class FsJournal:
         b[0:4] = b"TJS1"
         put_u32(b, 4, self.ack)
         put_u32(b, 8, self.next_seq)
-        for k in range(len(ALL)):
+        for k in range(_COUNTERS):
             put_u32(b, 12 + 4 * k, self._refusals.get(ALL[k], 0))
         put_u32(b, 80, crc32(memoryview(b)[:80]) & 0xFFFFFFFF)
         tmp = self.root + "/state.new"

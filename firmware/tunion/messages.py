@@ -44,6 +44,7 @@ _TABLE = {
     O.OOS_RECORDS_FULL: ("暂停服务 存储满", "Records full", OUT_OF_SERVICE),
     O.OOS_CONFIG: ("暂停服务 配置", "No configuration", OUT_OF_SERVICE),
     O.OOS_SAM: ("暂停服务 PSAM", "PSAM failure", OUT_OF_SERVICE),
+    O.MAC2_REJECTED: ("请找司机", "See the driver", REFUSED),
 }
 
 IDLE = ("请刷卡", "Please tap card")

@@ -20,6 +20,11 @@ OOS_CLOCK = "OOS_CLOCK"
 OOS_RECORDS_FULL = "OOS_RECORDS_FULL"
 OOS_CONFIG = "OOS_CONFIG"
 OOS_SAM = "OOS_SAM"
+# DEBIT answered 9000 but the PSAM rejected MAC2 (a forged card or a corrupted byte on the PSAM line look the
+# same): the record is `completed` with the card's TAC and FLAG_MAC2_BAD, clearing decides; the passenger is not
+# shown a paid ride but told to see the driver (validator.md section 3). Not a refusal counter: the depot counts
+# these from the flag.
+MAC2_REJECTED = "MAC2_REJECTED"
 
 REFUSALS = (
     REFUSED_BLOCKED,
@@ -32,7 +37,9 @@ REFUSALS = (
     REFUSED_UNSUPPORTED,
 )
 OUT_OF_SERVICE = (OOS_CLOCK, OOS_RECORDS_FULL, OOS_CONFIG, OOS_SAM)
-ALL = (PAID, PAID_RECOVERED, IGNORED_REPEAT, TAP_AGAIN) + REFUSALS + (CARD_ERROR,) + OUT_OF_SERVICE
+# The order of ALL is an on-flash index (the journals' refusal counters are stored by position): new statuses
+# are appended, never inserted (tests/test_journal_counters.py pins it).
+ALL = (PAID, PAID_RECOVERED, IGNORED_REPEAT, TAP_AGAIN) + REFUSALS + (CARD_ERROR,) + OUT_OF_SERVICE + (MAC2_REJECTED,)
 
 
 class Result:

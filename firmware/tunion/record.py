@@ -6,6 +6,9 @@
 Two fixed layouts, big-endian, told apart by byte 1 (kind), each ending in a CRC32 (IEEE, as zlib/binascii)
 over the bytes before it. Sizes are multiples of 8 so that flash programs stay word-aligned.
 
+Format versions: 1 (kinds 1..4) and 2 (kinds 1..8, the same two layouts). New records are written as 2; both are
+read, here, on the board and in the depot, and a decoded record re-encodes to its own bytes (`rec.version`).
+
 Intent (INTENT_SIZE = 48): everything clearing needs about the payment, written before the card may be debited.
 
     off len field
@@ -28,13 +31,15 @@ Intent (INTENT_SIZE = 48): everything clearing needs about the payment, written 
 Outcome (OUTCOME_SIZE = 24): how the intent it cites ended.
 
       0   1 format version
-      1   1 kind: 2 completed, 3 cancelled, 4 unresolved
+      1   1 kind: 2 completed, 3 cancelled, 4 unresolved, 5 no_tac (outcomes: they close the open intent);
+              6 settled, 7 settled_no_tac, 8 settled_not_debited (settlements: they cite an intent an earlier
+              outcome closed `unresolved`; format 2 only)
       2   1 flags (FLAG_*)
       3   1 reserved, zero
       4   4 seq
       8   4 ref: the sequence number of the intent this outcome closes
-     12   4 balance after, fen (completed; the balance before for cancelled and unresolved)
-     16   4 TAC (zero when unknown)
+     12   4 balance after, fen (debited kinds; the balance before for cancelled, unresolved, settled_not_debited)
+     16   4 TAC (zero when unknown: no_tac, settled_no_tac, and the not-debited kinds)
      20   4 CRC32 of bytes 0..19
 
 Two small records per payment instead of one large one keep a 4 MB board inside its 2 MiB budget (20,000 records,
@@ -44,7 +49,8 @@ PSAM number, terminal number, line, vehicle, versions) lives once in the journal
 from tunion.compat import const, crc32, u32, put_u32
 from tunion.clock import bcd_datetime
 
-VERSION = const(1)
+VERSION = const(2)  # what this firmware writes
+VERSION_1 = const(1)  # kinds 1..4 only; still read
 INTENT_SIZE = const(48)
 OUTCOME_SIZE = const(24)
 MAX_SIZE = const(48)
@@ -53,7 +59,38 @@ KIND_INTENT = const(1)
 KIND_COMPLETED = const(2)
 KIND_CANCELLED = const(3)
 KIND_UNRESOLVED = const(4)
-KIND_NAMES = {1: "intent", 2: "completed", 3: "cancelled", 4: "unresolved"}
+KIND_NO_TAC = const(5)  # the open intent was debited: EF18 proves it, no TAC could be had
+KIND_SETTLED = const(6)  # settlement: the unresolved intent was debited, with the card's TAC
+KIND_SETTLED_NO_TAC = const(7)  # settlement: debited, proven by EF18 only (no TAC)
+KIND_SETTLED_NOT_DEBITED = const(8)  # settlement: the card proves the intent's debit never happened
+KIND_NAMES = {
+    1: "intent",
+    2: "completed",
+    3: "cancelled",
+    4: "unresolved",
+    5: "no_tac",
+    6: "settled",
+    7: "settled_no_tac",
+    8: "settled_not_debited",
+}
+_LAST_KIND_V1 = const(4)
+SETTLEMENTS = (KIND_SETTLED, KIND_SETTLED_NO_TAC, KIND_SETTLED_NOT_DEBITED)
+
+# How an intent ended (validator.md section 3: every intent ends as exactly one of these). An `unresolved`
+# outcome is END_UNKNOWN until a settlement that cites the intent says otherwise.
+END_DEBITED_TAC = "debited_tac"
+END_DEBITED_NO_TAC = "debited_no_tac"
+END_NOT_DEBITED = "not_debited"
+END_UNKNOWN = "unknown"
+_ENDS = {
+    2: END_DEBITED_TAC,
+    3: END_NOT_DEBITED,
+    4: END_UNKNOWN,
+    5: END_DEBITED_NO_TAC,
+    6: END_DEBITED_TAC,
+    7: END_DEBITED_NO_TAC,
+    8: END_NOT_DEBITED,
+}
 
 FLAG_SIMPLE = const(1)  # intent: simple purchase (type 06), else compound (09)
 FLAG_RECOVERED = const(2)  # completed by GET TRANSACTION PROVE or the counter/EF18 evidence after a tear
@@ -68,6 +105,21 @@ TTYPE_COMPOUND = const(0x09)
 
 class RecordError(ValueError):
     """Bytes that are not a valid record: wrong size, unknown version or kind, or CRC mismatch."""
+
+
+def end_of(kind):
+    """The END_* an outcome or settlement kind stands for (None for an intent or an unknown kind)."""
+    return _ENDS.get(kind)
+
+
+def is_settlement(kind):
+    return kind in SETTLEMENTS
+
+
+def is_version(b):
+    """True for a byte that starts a record of a format this module reads (1 or 2): the journal walk uses it to
+    tell a record from erased flash (0xFF) or a tombstone (0x00)."""
+    return b == VERSION or b == VERSION_1
 
 
 def size_of(kind):
@@ -101,7 +153,9 @@ class Record:
         ttc=0,
         time=0,
         tac=b"\x00\x00\x00\x00",
+        version=VERSION,
     ):
+        self.version = version
         self.kind = kind
         self.seq = seq
         self.ref = ref
@@ -160,7 +214,9 @@ class Record:
         if n == 0:
             raise RecordError("unknown record kind %d" % self.kind)
         b = buf if buf is not None else bytearray(n)
-        b[0] = VERSION
+        if self.version == VERSION_1 and self.kind > _LAST_KIND_V1:
+            raise RecordError("kind %d needs record format %d" % (self.kind, VERSION))
+        b[0] = self.version
         b[1] = self.kind
         b[2] = self.flags & 0xFF
         if self.kind == KIND_INTENT:
@@ -193,11 +249,12 @@ class Record:
         """A Record from bytes (exactly one record); RecordError when they are not a valid record."""
         if len(raw) < 2:
             raise RecordError("record too short")
-        if raw[0] != VERSION:
-            raise RecordError("unknown record version %d" % raw[0])
+        v = raw[0]
+        if not is_version(v):
+            raise RecordError("unknown record version %d" % v)
         n = size_of(raw[1])
-        if n == 0:
-            raise RecordError("unknown record kind %d" % raw[1])
+        if n == 0 or (v == VERSION_1 and raw[1] > _LAST_KIND_V1):
+            raise RecordError("unknown record kind %d (format %d)" % (raw[1], v))
         if len(raw) != n:
             raise RecordError("%s record is %d bytes, not %d" % (KIND_NAMES[raw[1]], len(raw), n))
         if _crc(raw, n - 4) != u32(raw, n - 4):
@@ -218,8 +275,9 @@ class Record:
                 u32(raw, 32),
                 u32(raw, 36),
                 u32(raw, 40),
+                version=v,
             )
-        return Record(raw[1], u32(raw, 4), u32(raw, 8), raw[2], balance=u32(raw, 12), tac=bytes(raw[16:20]))
+        return Record(raw[1], u32(raw, 4), u32(raw, 8), raw[2], balance=u32(raw, 12), tac=bytes(raw[16:20]), version=v)
 
     def __eq__(self, other):
         return isinstance(other, Record) and bytes(self.encode()) == bytes(other.encode())

@@ -26,7 +26,7 @@ record starts with its format version (1), so a blank area is told from a record
 damaged record fails its CRC and is skipped 8 bytes at a time until the next valid record (`entries`).
 """
 from tunion.compat import const, crc32, u32, put_u32
-from tunion.record import Record, RecordError, VERSION, size_of
+from tunion.record import Record, RecordError, is_version, size_of
 from tunion.version import FIRMWARE_VERSION
 
 HEADER_SIZE = const(64)
@@ -176,7 +176,7 @@ def entries(buf, start, end, last):
     o = start
     damaged = -1
     while o + ALIGN <= end and o <= last:
-        if buf[o] == VERSION:
+        if is_version(buf[o]):
             n = size_of(buf[o + 1])
             if n and o + n <= end:
                 try:
