@@ -15,9 +15,90 @@ Any journal (this one, the flash journal) offers:
   acknowledge(upto_seq)         the depot has these durably; never removes the open intent
   count_refusal(status); refusals() -> {status: count}
   next_seq                      the sequence number the next record gets
+
+The durable list of torn intents (validator.md section 3; docs/design.md "Recovery"):
+  unresolved() -> [Unresolved]  oldest first: every intent closed `unresolved` (still unknown) or `completed`
+                                with FLAG_MAC2_BAD (debited, MAC2 rejected), until its settlement is written or
+                                it is dropped; survives reboots, acknowledgement and reflashing the application
+  append_settlement(rec) -> seq rec.kind in record.SETTLEMENTS, rec.ref = an unknown entry's intent seq; no intent
+                                may be open; never refused for space; removes the entry
+  drop_unresolved(seq, why)     removes an entry without a settlement (why: "expired" for an unknown entry past
+                                its age limit, "window" for a MAC2-rejected entry past the recovery window)
+  count_no_tac(card_no); no_tac_counts() -> {card_no: n}   debited-without-TAC recoveries per card, durable
+  faults                        [(kind, where, offset, detail)]; "unresolved_overflow" when the full list lost
+                                its oldest entry, "unresolved_expired" when an unknown entry aged out
+An entry joins the list when append_outcome stores an `unresolved` outcome or a `completed` one flagged
+FLAG_MAC2_BAD; its terminal is the one in the intent's segment header (in force when the intent was written).
 """
+from tunion.compat import const
 from tunion.errors import JournalError
-from tunion.record import Record, KIND_INTENT
+from tunion.record import Record, KIND_INTENT, KIND_UNRESOLVED, KIND_COMPLETED, FLAG_MAC2_BAD, SETTLEMENTS
+
+MAX_UNRESOLVED = const(16)  # validator.md section 3: the list holds at least 16 entries
+
+
+class Unresolved:
+    """One entry of the durable list: the intent Record, the 6-byte terminal number it was written under, and
+    `rejected` (True: completed with the MAC2 rejected, so debited; False: the debit is still unknown)."""
+
+    def __init__(self, intent, terminal, rejected=False):
+        self.intent = intent
+        self.terminal = bytes(terminal)
+        self.rejected = rejected
+
+    @property
+    def seq(self):
+        return self.intent.seq
+
+    def __repr__(self):
+        return "Unresolved(seq=%d card=%d rejected=%s)" % (self.intent.seq, self.intent.card_no, self.rejected)
+
+
+def joins_list(rec):
+    """True for an outcome that puts its intent on the unresolved list."""
+    return rec.kind == KIND_UNRESOLVED or (rec.kind == KIND_COMPLETED and rec.flags & FLAG_MAC2_BAD)
+
+
+def check_settlement(open_intent, entries, rec):
+    """The rules every journal applies to a settlement: one of the settlement kinds, no intent open, and it cites
+    an unknown entry of the list. Returns that entry."""
+    if rec.kind not in SETTLEMENTS:
+        raise JournalError("append_settlement takes a settlement record")
+    if open_intent is not None:
+        raise JournalError("a settlement is written only while no intent is open (seq %d is)" % open_intent.seq)
+    for e in entries:
+        if e.intent.seq == rec.ref and not e.rejected:
+            return e
+    raise JournalError("settlement cites intent %d, which is not on the unresolved list" % rec.ref)
+
+
+class UnresolvedList:
+    """The list's rules, shared by the journals (which add persistence): bounded, oldest first, overflow is a
+    fault. `on_fault(kind, seq, detail)` is told of what leaves without a settlement."""
+
+    def __init__(self, on_fault, limit=MAX_UNRESOLVED):
+        self.entries = []
+        self.limit = limit
+        self.on_fault = on_fault
+
+    def add(self, entry):
+        """Returns the entry that had to leave to make room (or None)."""
+        for e in self.entries:
+            if e.intent.seq == entry.intent.seq:
+                return None
+        self.entries.append(entry)
+        self.entries.sort(key=lambda e: e.intent.seq)
+        if len(self.entries) > self.limit:
+            old = self.entries.pop(0)
+            self.on_fault("unresolved_overflow", old.intent.seq, "unresolved list full: intent %d left it unsettled" % old.intent.seq)
+            return old
+        return None
+
+    def remove(self, seq):
+        for k in range(len(self.entries)):
+            if self.entries[k].intent.seq == seq:
+                return self.entries.pop(k)
+        return None
 
 
 def check_intent(open_intent, rec):
@@ -48,18 +129,27 @@ def take(out, recs, seq, ack, open_seq, limit):
 
 
 class MemoryJournal:
-    """Records kept as encoded bytes in RAM (so the codec is exercised); `capacity` bounds the records held."""
+    """Records kept as encoded bytes in RAM (so the codec is exercised); `capacity` bounds the records held.
+    `terminal` stands for the segment header's terminal number (what unresolved entries carry)."""
 
-    def __init__(self, capacity=100000, first_seq=1):
+    def __init__(self, capacity=100000, first_seq=1, terminal=b"\x00" * 6):
         self.capacity = capacity
         self.next_seq = first_seq
+        self.terminal = bytes(terminal)
         self._raw = []  # encoded records, oldest first
         self._open = None  # the open intent, decoded
+        self._open_terminal = self.terminal
         self._refusals = {}
+        self._no_tac = {}
+        self.faults = []
+        self._list = UnresolvedList(self._fault)
+
+    def _fault(self, kind, seq, detail):
+        self.faults.append((kind, seq, 0, detail))
 
     def has_room(self):
-        # Room for an intent and its outcome.
-        return len(self._raw) + 2 <= self.capacity
+        # Room for an intent and its outcome, beyond the settlements the list may still need.
+        return len(self._raw) + 2 + MAX_UNRESOLVED <= self.capacity
 
     def _append(self, rec):
         rec.seq = self.next_seq
@@ -73,6 +163,7 @@ class MemoryJournal:
             raise JournalError("journal full")
         seq = self._append(rec)
         self._open = rec
+        self._open_terminal = self.terminal
         return seq
 
     def append_outcome(self, rec):
@@ -80,8 +171,30 @@ class MemoryJournal:
         if len(self._raw) >= self.capacity:
             raise JournalError("journal full")
         seq = self._append(rec)
+        if joins_list(rec):
+            self._list.add(Unresolved(self._open, self._open_terminal, rec.kind == KIND_COMPLETED))
         self._open = None
         return seq
+
+    def append_settlement(self, rec):
+        check_settlement(self._open, self._list.entries, rec)
+        seq = self._append(rec)  # the capacity keeps MAX_UNRESOLVED records for these
+        self._list.remove(rec.ref)
+        return seq
+
+    def unresolved(self):
+        return list(self._list.entries)
+
+    def drop_unresolved(self, seq, why):
+        e = self._list.remove(seq)
+        if e is not None and not e.rejected:
+            self._fault("unresolved_expired", seq, "intent %d left the unresolved list unsettled (%s)" % (seq, why))
+
+    def count_no_tac(self, card_no):
+        self._no_tac[card_no] = self._no_tac.get(card_no, 0) + 1
+
+    def no_tac_counts(self):
+        return dict(self._no_tac)
 
     def open_intent(self):
         return self._open
