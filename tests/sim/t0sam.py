@@ -139,7 +139,7 @@ class SimUart:
             return None
         n = len(self.rx) if n is None else min(n, len(self.rx))
         out = bytes(self.rx[:n])
-        del self.rx[:n]
+        self.rx = self.rx[n:]
         return out
 
     def readinto(self, buf, n=None):
@@ -148,7 +148,7 @@ class SimUart:
         if not n:
             return None
         buf[:n] = self.rx[:n]
-        del self.rx[:n]
+        self.rx = self.rx[n:]
         return n
 
     def write(self, buf):
@@ -159,7 +159,7 @@ class SimUart:
 
 
 class T0Sam:
-    def __init__(self, softsam=None, atr=ATR_TRANSPORT, pps="accept", byte_mode=False, nulls=0, null_gap_us=0,
+    def __init__(self, softsam=None, atr=ATR_TRANSPORT, pps_answer="accept", byte_mode=False, nulls=0, null_gap_us=0,
                  compute_us=0, answer_6c=True, split_response=None, silent=False, silent_after=None,
                  stall_at=None, corrupt_at=None, wrong_echo_at=None, atr_delay_clocks=1000):
         if softsam is None:
@@ -169,7 +169,7 @@ class T0Sam:
         self.softsam = softsam
         self.atr = bytes(atr)
         self.inverse = self.atr[0] == 0x3F
-        self.pps_mode = pps
+        self.pps_mode = pps_answer  # "accept", "refuse" (FF 00 FF) or "mute"
         self.byte_mode = byte_mode
         self.nulls = nulls
         self.null_gap_us = null_gap_us
@@ -203,6 +203,9 @@ class T0Sam:
         self.expect = 0
         self.buf = []
         self.pending_resp = None
+        self.pps_allowed = False
+        self.hdr = b""
+        self.data = []
 
     def _parse_atr(self):
         a = self.atr
@@ -399,16 +402,26 @@ class T0Sam:
         else:
             self._emit(b"\xff\x00\xff", self._after(start))
 
-    def _sw(self, sw, t):
-        """Final answer: optional 60 waits, then SW1 SW2; the card is ready for the next command."""
-        t = max(t, self.card_free)
+    def _work(self, t):
+        """The card computes for compute_us from t, sending `nulls` 60 bytes null_gap_us apart meanwhile:
+        -> when it answers."""
         if self.nulls:
-            gap = self.null_gap_us
-            t = self._emit(b"\x60" * self.nulls, t + gap, gap)
+            t1 = self._emit(b"\x60" * self.nulls, t + self.null_gap_us, self.null_gap_us)
+            return max(t + self.compute_us, t1)
+        return t + self.compute_us
+
+    def _sw(self, sw, t):
+        """Final answer SW1 SW2; the card is ready for the next command."""
         self._emit(sw, max(t, self.card_free))
         self.state = "idle"
         self.buf = []
         self.expect = 5
+
+    def _more(self, rest, t):
+        # 61xx: xx bytes wait for GET RESPONSE; a card may announce them in pieces (split_response).
+        self.pending_resp = rest
+        n = len(rest) if not self.split_response else min(len(rest), self.split_response)
+        self._sw(bytes((0x61, n & 0xFF)), t)
 
     def _header(self, start):
         hdr = bytes(self.buf)
@@ -442,21 +455,20 @@ class T0Sam:
             self._emit(bytes((ins ^ 0xFF if self.byte_mode else ins,)), t)
             return
         r = self.softsam.transceive(hdr)
+        t = self._work(t)
         if r[-2:] == b"\x90\x00" and len(r) - 2 == (p3 or 256):
             return self._send_data(r[:-2], p3, t, False)
         if r[-2:] == b"\x67\x00" or r[-2:] == b"\x90\x00":
             probe = self.softsam.transceive(hdr[:4] + b"\x00")
             if probe[-2:] == b"\x90\x00" and self.answer_6c:
-                return self._sw(bytes((0x6C, len(probe) - 2)), t + self.compute_us)
-            return self._sw(b"\x67\x00", t + self.compute_us)
-        self._sw(r[-2:], t + self.compute_us)
+                return self._sw(bytes((0x6C, len(probe) - 2)), t)
+            return self._sw(b"\x67\x00", t)
+        self._sw(r[-2:], t)
 
     def _send_data(self, data, p3, t, from_pending):
         n = p3 or 256
         if n > len(data):
             return self._sw(bytes((0x6C, len(data))), t)
-        if from_pending and self.split_response and n > self.split_response:
-            n = self.split_response  # a card that hands out its answer in pieces: 61xx again
         ins = self.hdr[1]
         if self.byte_mode:
             out = bytearray()
@@ -466,11 +478,9 @@ class T0Sam:
             out = bytes((ins,)) + bytes(data[:n])
         t = self._emit(out, t)
         rest = data[n:]
-        if from_pending:
-            self.pending_resp = rest if rest else None
+        self.pending_resp = None
         if rest:
-            self.pending_resp = rest
-            return self._sw(bytes((0x61, len(rest) & 0xFF)), t)
+            return self._more(rest, t)
         self._sw(b"\x90\x00", t)
 
     def _command(self, apdu, start):
@@ -478,10 +488,9 @@ class T0Sam:
         if key in _CASE4_LE and len(apdu) > 5:
             apdu = apdu + bytes((_CASE4_LE[key],))
         r = self.softsam.transceive(apdu)
-        t = self._after(start, self.compute_us)
+        t = self._work(self._after(start))
         if len(r) > 2 and r[-2:] == b"\x90\x00":
-            self.pending_resp = r[:-2]
-            return self._sw(bytes((0x61, len(r) - 2)), t)
+            return self._more(r[:-2], t)
         self._sw(r[-2:], t)
 
     # ---- for tests --------------------------------------------------------------------------------------
