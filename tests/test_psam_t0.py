@@ -348,3 +348,65 @@ def test_a_tap_through_the_t0_psam():
     card = make_card(balance=5000)
     r = rig.tap(card)
     assert r.status == O.PAID and card.balance == 4800 and sam.violations == []
+
+
+# ---- the board factory and the documented examples -------------------------------------------------------
+
+class _FakeMachine:
+    """Just enough of `machine` to see what open_psam builds (the board's own objects are the simulator's)."""
+
+    def __init__(self, sam):
+        self.sam = sam
+        self.made = []
+        fake = self
+
+        class Pin:
+            OUT, IN = 1, 0
+
+            def __init__(self, n, mode=None, value=None):
+                fake.made.append(("Pin", n, mode, value))
+                self.n = n
+
+        self.Pin = Pin
+
+    def UART(self, uart_id, **kw):
+        self.made.append(("UART", uart_id, kw))
+        return self.sam.uart
+
+    def PWM(self, pin, **kw):
+        self.made.append(("PWM", pin.n, kw))
+        return self.sam.pwm
+
+
+def test_open_psam_builds_uart1_pwm_and_pins_from_the_board(monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "boards" / "esp32-generic" / "board.py"
+    spec = importlib.util.spec_from_file_location("board_t0", path)
+    board = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(board)
+    sam = T0Sam()
+    fake = _FakeMachine(sam)
+    monkeypatch.setitem(sys.modules, "machine", fake)
+    from drivers.psam_t0 import open_psam
+
+    port = open_psam(board.PINS, clock=sam.clock)
+    io = board.PINS["psam_io"][0]
+    uart = [m for m in fake.made if m[0] == "UART"][0]
+    assert uart[1] == 1 and uart[2]["tx"] == uart[2]["rx"] == io
+    assert uart[2]["timeout"] == 0 and uart[2]["timeout_char"] == 0 and uart[2]["stop"] == 2
+    assert ("PWM", board.PINS["psam_clk"][0], {"freq": CLOCK_HZ, "duty_u16": 0}) in fake.made
+    assert ("Pin", board.PINS["psam_rst"][0], 1, 0) in fake.made
+    assert ("Pin", board.PINS["psam_detect"][0], 0, None) in fake.made
+    # The pins arrive wired to the simulated slot: the SAM port answers through them.
+    port.rst, port.present = sam.rst, sam.detect
+    ef15(port)
+
+
+def test_docstring_examples():
+    a = Atr(bytes.fromhex("3B6C0002") + b"0123456789AB")  # drivers/atr.py
+    assert a.protocols == (0,) and a.guard == 2 and a.ta1 is None
+    sam, port = link()  # tests/sim/t0sam.py
+    assert port.transceive(bytes.fromhex("00B095000E"))[-2:] == b"\x90\x00" and sam.clock.now > 0

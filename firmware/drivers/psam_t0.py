@@ -386,7 +386,7 @@ class T0Psam:
             raise SamError("PSAM link fault: %s; again after a cold reset: %s" % (first, e))
 
 
-def open_psam(pins, clock_hz=CLOCK_HZ, uart_id=1, present_level=1, pps=True):
+def open_psam(pins, clock_hz=CLOCK_HZ, uart_id=1, present_level=1, pps=True, clock=None):
     """T0Psam on the board's pins: {"psam_io": (25, "io"), "psam_clk": ..., "psam_rst": ..., "psam_detect": ...}.
 
     TX and RX on the one I/O pin: the UART driver makes it open drain (MicroPython 1.27 / ESP-IDF 5.5,
@@ -400,4 +400,4 @@ def open_psam(pins, clock_hz=CLOCK_HZ, uart_id=1, present_level=1, pps=True):
     rst = machine.Pin(pins["psam_rst"][0], machine.Pin.OUT, value=0)
     det = pins.get("psam_detect")
     present = machine.Pin(det[0], machine.Pin.IN) if det else None
-    return T0Psam(uart, pwm, rst, present, clock_hz=clock_hz, present_level=present_level, pps=pps)
+    return T0Psam(uart, pwm, rst, present, clock_hz=clock_hz, clock=clock, present_level=present_level, pps=pps)
