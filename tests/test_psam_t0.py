@@ -121,6 +121,13 @@ def test_pps_unanswered_is_a_fault_and_the_retry_goes_without():
     assert sam.atrs == 2 and sam.violations == []
 
 
+def test_clock_lowered_to_what_ta1_allows():
+    sam, port = link(atr=bytes.fromhex("3B500100"), clock_hz=5000000)  # TA1 = 01: Fi 372 with f(max) 4 MHz
+    ef15(port)
+    assert sam.pwm.freq() == 4000000 and port.baud == 10753 and port.clock_hz == 4000000
+    assert sam.atrs == 2 and port.faults == 0 and sam.violations == []
+
+
 def test_no_pps_when_disabled():
     sam, port = link(atr=ATR_TA1, pps=False)
     ef15(port)

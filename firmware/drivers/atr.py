@@ -15,6 +15,8 @@ _WI_DEFAULT = const(10)  # WI when TC2 is absent, section 10.2
 # ISO 7816-3 Table 7 (Fi from TA1 high nibble; 0 = RFU) and Table 8 (Di from TA1 low nibble; 0 = RFU)
 _FI = (372, 372, 558, 744, 1116, 1488, 1860, 0, 0, 512, 768, 1024, 1536, 2048, 0, 0)
 _DI = (0, 1, 2, 4, 8, 16, 32, 64, 12, 20, 0, 0, 0, 0, 0, 0)
+# ISO 7816-3 Table 7: f(max) in kHz for each Fi index; without TA1 (0x11) the card takes 5 MHz
+_FMAX_KHZ = (4000, 5000, 6000, 8000, 12000, 16000, 20000, 0, 0, 5000, 7500, 10000, 15000, 20000, 0, 0)
 
 TS_DIRECT = const(0x3B)
 TS_INVERSE = const(0x3F)
@@ -59,8 +61,8 @@ def inverse(b):
 
 
 class Atr:
-    """A parsed ATR: ts, protocols (offered, in order), ta1 (None when absent), fi, di, guard (TC1 = N), wi
-    (TC2, for T=0), specific (TA2 present), historical, raw."""
+    """A parsed ATR: ts, protocols (offered, in order), ta1 (None when absent), fi, di, fmax (Hz), guard
+    (TC1 = N), wi (TC2, for T=0), specific (TA2 present), historical, raw."""
 
     def __init__(self, raw):
         raw = bytes(raw)
@@ -125,13 +127,14 @@ class Atr:
                 x ^= c
             if x:
                 raise ValueError("ATR TCK wrong (XOR of T0..TCK is %02X, not 00)" % x)
-        fi, di = _F_DEFAULT, 1
+        fi, di, fmax = _F_DEFAULT, 1, _FMAX_KHZ[1]
         if self.ta1 is not None:
-            fi, di = _FI[self.ta1 >> 4], _DI[self.ta1 & 0x0F]
+            fi, di, fmax = _FI[self.ta1 >> 4], _DI[self.ta1 & 0x0F], _FMAX_KHZ[self.ta1 >> 4]
             if not fi or not di:
                 raise ValueError("ATR TA1 %02X is reserved (Fi/Di RFU)" % self.ta1)
         self.fi = fi
         self.di = di
+        self.fmax = fmax * 1000  # Hz: the highest card clock it accepts
 
     def pps_wanted(self):
         """Whether to ask for TA1's rate: TA1 offers more than the default, T=0 is offered, no specific mode."""

@@ -44,14 +44,7 @@ class LinkFault(Exception):
     """The T=0 link failed (no ATR, bad ATR, timeout, wrong echo, procedure byte out of place, failed PPS)."""
 
 
-_INVERSE_TABLE = None
-
-
-def _inverse_table():
-    global _INVERSE_TABLE
-    if _INVERSE_TABLE is None:
-        _INVERSE_TABLE = bytes(inverse(i) for i in range(256))
-    return _INVERSE_TABLE
+_INVERSE = bytes(inverse(i) for i in range(256))  # the inverse convention's coding, as a direct UART sees it
 
 
 class T0Psam:
@@ -192,7 +185,7 @@ class T0Psam:
         self.received += 1
         raw = self._raw
         if ts == TS_INVERSE_RAW:
-            self._table = _inverse_table()
+            self._table = _INVERSE
             ts = TS_INVERSE
         elif ts != TS_DIRECT:
             raise LinkFault("ATR TS %02X is neither 3B nor 3F" % ts)
@@ -207,6 +200,11 @@ class T0Psam:
             raise LinkFault("bad ATR: %s" % e)
         if 0 not in atr.protocols:
             raise LinkFault("the card offers no T=0 (ATR %s)" % atr.raw.hex())
+        if self.f > atr.fmax and self.clock_hz > atr.fmax:
+            # TA1 says the card takes a slower clock (Table 7): start again at its f(max), from now on.
+            self.clock_hz = atr.fmax
+            self._deactivate()
+            return self._cold_reset()
         if self._table is not None:
             # Inverse convention: what a direct UART calls odd parity is the card's even parity (section 8.1).
             self._parity = 1

@@ -45,6 +45,7 @@ _CASE2 = (0xB0, 0xB2, 0x84, 0xCA)  # commands that read (Le)
 _CASE4_LE = {(0x80, 0x70): 0x08}  # T=0 sends case 4 as case 3; the card knows its answer length (TTC + MAC1)
 _FI = (372, 372, 558, 744, 1116, 1488, 1860, 0, 0, 512, 768, 1024, 1536, 2048, 0, 0)
 _DI = (0, 1, 2, 4, 8, 16, 32, 64, 12, 20, 0, 0, 0, 0, 0, 0)
+_FMAX = (4e6, 5e6, 6e6, 8e6, 12e6, 16e6, 20e6, 0, 0, 5e6, 7.5e6, 10e6, 15e6, 20e6, 0, 0)  # ISO 7816-3 Table 7
 _TOL_US = 1.0
 
 
@@ -208,7 +209,12 @@ class T0Sam:
         self.data = []
 
     def _parse_atr(self):
-        a = self.atr
+        try:
+            self._parse_atr_bytes(self.atr)
+        except IndexError:
+            raise ValueError("simulated ATR %s is shorter than its T0/TDi say" % self.atr.hex())
+
+    def _parse_atr_bytes(self, a):
         y, i, grp = a[1] >> 4, 2, 1
         self.ta1 = None
         self.guard = 0
@@ -276,6 +282,9 @@ class T0Sam:
         if self.state == "off" or self.mute:
             return
         e = self.etu_us()
+        fmax = _FMAX[self.ta1 >> 4] if self.ta1 is not None else 5e6
+        if self.pwm.hz > fmax:
+            return self.violate("card clock %d Hz above the f(max) %d Hz of its TA1" % (self.pwm.hz, fmax))
         if self.uart.fmt != (8, 1 if self.inverse else 0, 2):
             return self.violate("driver byte %d sent as %r, the card wants 8 bits, %s parity, 2 stop bits" % (
                 i, self.uart.fmt, "odd (inverse convention)" if self.inverse else "even"))
