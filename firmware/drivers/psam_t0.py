@@ -1,0 +1,401 @@
+"""The PSAM over ISO 7816-3 T=0 on one open-drain UART line: a SAM port, transceive(apdu) -> data + SW1 SW2.
+
+    from drivers.psam_t0 import open_psam
+    from tunion.psam import Psam
+    sam = Psam(open_psam(PINS)).open()   # UART(1) on psam_io, PWM card clock on psam_clk (5 MHz), psam_rst
+
+Hardware arrives injected (tests pass tests/sim/t0sam.py): T0Psam(uart, pwm, rst, present=None, clock=time).
+Every byte written echoes back on the shared line and is drained and checked. Timeouts are kept here with
+ticks_us deadlines (the UART runs with timeout=0), because parity and framing errors never reach Python
+(notes/board.md): a bad byte shows as a timeout, a wrong echo or a procedure byte out of place. Such a link
+fault deactivates the PSAM, cold-resets it and retries the exchange once, then raises SamError (-> OOS_SAM).
+8072 is never retried across a reset: its 8070 session ends with the reset. A status word is an answer.
+"""
+import time
+
+from tunion.compat import const, ticks_diff
+from tunion.errors import SamError
+from drivers.atr import Atr, need, inverse, TS_DIRECT, TS_INVERSE, TS_INVERSE_RAW
+
+# The card clock. 5 MHz is what the LEDC divides cleanly from 80 MHz (notes/board.md) and gives 13,441 baud at
+# F=372: a PSAM without TA1 (the transport PSAM ATR 3B 6C 00 02 ... has none) stays at F=372, and at 3.57 MHz
+# (9,600 baud) 8070 + 8072 alone take most of the PSAM's share of the 200 ms tap (validator.md section 6).
+# ISO 7816-3 class A/B cards take 1..5 MHz (section 5.2.3).
+CLOCK_HZ = const(5000000)
+
+_F_DEFAULT = const(372)  # Fd, ISO 7816-3 section 7.1: the rate of the ATR and of every card without PPS
+_RESET_LOW_CLOCKS = const(500)  # RST low >= 400 clocks after the clock starts (section 6.2.2), with margin
+_ATR_FIRST_CLOCKS = const(40000)  # the ATR starts within 400..40,000 clocks after RST rises (section 6.2.2)
+_ATR_CHAR_ETU = const(9600)  # at most 9,600 etu between two ATR characters (section 8.1)
+_CHAR_ETU = const(12)  # one character: start, 8 data, parity, 2 stop bits (8E2; guard time 12 etu, section 7.2)
+_SEEN_ETU = const(10)  # a character is readable at the earliest 10 etu after its leading edge (start + 8 + parity)
+_TURNAROUND_ETU = const(16)  # >= 16 etu from the card's last leading edge to ours (section 7.2)
+_SLACK_ETU = const(24)  # deadlines count from when we saw a byte, not from its leading edge: two characters more
+_SLACK_US = const(2000)  # the UART driver's RX latency (FIFO idle timeout); measure on the board
+_INS_GET_RESPONSE = const(0xC0)  # ISO 7816-4 section 7.6.1, after 61xx (ISO 7816-3 section 10.3.3)
+_INS_CREDIT = const(0x72)  # 80 72 CREDIT SAM FOR PURCHASE: its session dies with a reset (protocol section 5)
+_INS_SELECT = const(0xA4)
+_NULL = const(0x60)  # procedure byte: wait, the work waiting time starts again (section 10.3.3)
+_MAX_RESPONSE = const(1024)  # GET RESPONSE rounds may chain; a card that chains for ever is faulty
+_DUTY_ON = const(32768)  # 50 % duty cycle for the card clock (section 5.2.3: duty 40..60 %)
+
+
+class LinkFault(Exception):
+    """The T=0 link failed (no ATR, bad ATR, timeout, wrong echo, procedure byte out of place, failed PPS)."""
+
+
+_INVERSE = bytes(inverse(i) for i in range(256))  # the inverse convention's coding, as a direct UART sees it
+
+
+class T0Psam:
+    """SAM port over T=0. Counts: sent, received (card bytes, echoes not counted), exchanges (TPDUs), apdus,
+    resets (cold resets), faults, pps (accepted). baud, fi/di, atr: the link as it stands."""
+
+    test_keys = False
+
+    def __init__(self, uart, pwm, rst, present=None, clock_hz=CLOCK_HZ, clock=None, present_level=1, pps=True):
+        if clock is None:
+            if not hasattr(time, "ticks_us"):
+                raise ValueError("T0Psam on a host needs clock= (an object with ticks_us and sleep_us)")
+            clock = time
+        self.uart = uart
+        self.pwm = pwm
+        self.rst = rst
+        self.present = present
+        self.present_level = present_level
+        self.clock_hz = clock_hz
+        self._ticks = clock.ticks_us
+        self._sleep = clock.sleep_us
+        self._try_pps = pps
+        self.atr = None
+        self.f = 0
+        self.fi = _F_DEFAULT
+        self.di = 1
+        self.baud = 0
+        self._etu = 0.0  # microseconds
+        self._extra = 0  # TC1: extra guard time N, etu (section 8.3)
+        self._wwt = 0  # microseconds, with slack
+        self._parity = 0
+        self._table = None  # the inverse convention's byte table, or None
+        self._last_rx = 0
+        self._select = None  # the last SELECT that answered 9000: a reset loses it, the retry replays it
+        self._b1 = bytearray(1)
+        self._hdr = bytearray(5)
+        self._tx = bytearray(1)
+        self._rx = bytearray(256)
+        self._raw = bytearray(33)
+        self._pps_req = bytearray(4)
+        self.sent = self.received = self.exchanges = self.apdus = 0
+        self.resets = self.faults = self.pps = 0
+
+    # ---- the line ---------------------------------------------------------------------------------------
+
+    def _us(self, etu):
+        return int(self._etu * etu) + 1
+
+    def _set_rate(self, f_, d):
+        # The UART baud from the clock the PWM really makes (notes/board.md): clock * D / F.
+        self.baud = (self.f * d + f_ // 2) // f_
+        self._etu = f_ * 1000000.0 / (d * self.f)
+        self.uart.init(baudrate=self.baud, bits=8, parity=self._parity, stop=2, timeout=0, timeout_char=0)
+
+    def _drain(self):
+        while self.uart.any():
+            self.uart.read()
+
+    def _rawc(self, wait_us, what):
+        t0 = self._ticks()
+        b = self._b1
+        q = self._us(1)
+        while True:
+            if self.uart.any() and self.uart.readinto(b, 1):
+                return b[0]
+            if ticks_diff(self._ticks(), t0) > wait_us:
+                raise LinkFault("%s: nothing within %d us" % (what, wait_us))
+            self._sleep(q)
+
+    def _getc(self, wait_us, what):
+        c = self._rawc(wait_us, what)
+        self._last_rx = self._ticks()
+        self.received += 1
+        return self._table[c] if self._table else c
+
+    def _send(self, data):
+        # The card's last leading edge was >= 10 etu before we saw it: wait the rest of the 16 etu turnaround.
+        w = self._us(_TURNAROUND_ETU - _SEEN_ETU) - ticks_diff(self._ticks(), self._last_rx)
+        if w > 0:
+            self._sleep(w)
+        t = self._table
+        tx = self._tx
+        char = self._us(_CHAR_ETU + self._extra)
+        wait = self._us(_CHAR_ETU + _SLACK_ETU + self._extra) + _SLACK_US
+        n = len(data)
+        if self._extra == 0 and t is None:
+            # Back to back: the UART's 2 stop bits are the 12 etu guard time; then drain the n echoes.
+            if self.uart.write(data) != n:
+                raise LinkFault("UART took fewer than %d bytes" % n)
+            for i in range(n):
+                if self._rawc(wait, "echo") != data[i]:
+                    raise LinkFault("wrong echo of byte %d (%02X sent): line fault" % (i, data[i]))
+        else:
+            # TC1 extra guard time (or the inverse convention's coding): one character at a time.
+            for i in range(n):
+                c = t[data[i]] if t else data[i]
+                tx[0] = c
+                t0 = self._ticks()
+                if self.uart.write(tx) != 1:
+                    raise LinkFault("UART took no byte")
+                if self._rawc(wait, "echo") != c:
+                    raise LinkFault("wrong echo of byte %d (%02X sent): line fault" % (i, data[i]))
+                w = char - ticks_diff(self._ticks(), t0)
+                if w > 0:
+                    self._sleep(w)
+        self.sent += n
+
+    # ---- activation ---------------------------------------------------------------------------------------
+
+    def _deactivate(self):
+        # ISO 7816-3 section 6.4: RST low, then the clock stopped (VCC stays: the slot has no power switch).
+        self.atr = None
+        self.rst.value(0)
+        self.pwm.duty_u16(0)
+        self._drain()
+
+    def _cold_reset(self):
+        self.atr = None
+        self.resets += 1
+        self.rst.value(0)
+        self.pwm.freq(self.clock_hz)
+        self.pwm.duty_u16(_DUTY_ON)
+        self.f = self.pwm.freq()
+        if self.f <= 0:
+            raise LinkFault("card clock not running")
+        self._table = None
+        self._parity = 0
+        self._extra = 0
+        self.fi, self.di = _F_DEFAULT, 1
+        self._set_rate(_F_DEFAULT, 1)
+        self._wwt = self._us(_ATR_CHAR_ETU + _SLACK_ETU) + _SLACK_US
+        clocks = 1000000.0 / self.f
+        self._sleep(int(_RESET_LOW_CLOCKS * clocks) + 1)
+        self._drain()
+        self.rst.value(1)
+        ts = self._rawc(int(_ATR_FIRST_CLOCKS * clocks) + self._us(_CHAR_ETU) + _SLACK_US, "ATR")
+        self._last_rx = self._ticks()
+        self.received += 1
+        raw = self._raw
+        if ts == TS_INVERSE_RAW:
+            self._table = _INVERSE
+            ts = TS_INVERSE
+        elif ts != TS_DIRECT:
+            raise LinkFault("ATR TS %02X is neither 3B nor 3F" % ts)
+        raw[0] = ts
+        n = 1
+        try:
+            while need(raw, n) > n:
+                raw[n] = self._getc(self._wwt, "ATR byte %d" % n)
+                n += 1
+            atr = Atr(raw[:n])
+        except ValueError as e:
+            raise LinkFault("bad ATR: %s" % e)
+        if 0 not in atr.protocols:
+            raise LinkFault("the card offers no T=0 (ATR %s)" % atr.raw.hex())
+        if self.f > atr.fmax and self.clock_hz > atr.fmax:
+            # TA1 says the card takes a slower clock (Table 7): start again at its f(max), from now on.
+            self.clock_hz = atr.fmax
+            self._deactivate()
+            return self._cold_reset()
+        if self._table is not None:
+            # Inverse convention: what a direct UART calls odd parity is the card's even parity (section 8.1).
+            self._parity = 1
+            self._set_rate(_F_DEFAULT, 1)
+        self._extra = atr.guard if atr.guard != 255 else 0  # TC1 = 255: 12 etu in T=0 (section 8.3)
+        self.fi = atr.fi
+        if atr.specific is not None:
+            if not atr.specific & 0x10:  # TA2 bit 5 = 0: TA1's Fi/Di apply at once (section 6.3.1)
+                self.di = atr.di
+                self._set_rate(atr.fi, atr.di)
+        elif self._try_pps and atr.pps_wanted():
+            self._pps(atr)
+        # WWT = 960 * WI * Fi / f (section 10.2): a deadline per byte, the 60 procedure byte restarts it.
+        self._wwt = int(960.0 * atr.wi * atr.fi * 1000000.0 / self.f) + self._us(_SLACK_ETU) + _SLACK_US
+        self.atr = atr
+        return atr
+
+    def _pps(self, atr):
+        # PPS to exactly what TA1 offers: FF 10 TA1 PCK (section 9.2); an identical answer accepts it.
+        r = self._pps_req
+        r[0] = 0xFF
+        r[1] = 0x10
+        r[2] = atr.ta1
+        r[3] = 0xFF ^ 0x10 ^ atr.ta1
+        self._try_pps = False  # until it works: a retry after a failed PPS stays at F=372
+        self._send(r)
+        a = self._rx
+        a[0] = self._getc(self._wwt, "PPS answer")
+        a[1] = self._getc(self._wwt, "PPS0")
+        n = 2
+        for bit in (0x10, 0x20, 0x40):
+            if a[1] & bit:
+                a[n] = self._getc(self._wwt, "PPS answer")
+                n += 1
+        a[n] = self._getc(self._wwt, "PCK")
+        n += 1
+        x = 0
+        for i in range(n):
+            x ^= a[i]
+        if a[0] != 0xFF or x:
+            raise LinkFault("PPS answer %s malformed" % bytes(a[:n]).hex())
+        if n == 4 and a[1] == r[1] and a[2] == r[2]:
+            self.pps += 1
+            self._try_pps = True
+            self.di = atr.di
+            self._set_rate(atr.fi, atr.di)
+        elif a[1] & 0x1F == 0:
+            pass  # PPS1 absent: the card keeps Fd/Dd (section 9.3); so do we
+        else:
+            raise LinkFault("PPS answer %s is neither our request nor a refusal" % bytes(a[:n]).hex())
+
+    # ---- T=0 ----------------------------------------------------------------------------------------------
+
+    def _tpdu(self, hdr, body, ne):
+        # One command header and its procedure bytes (ISO 7816-3 section 10.3): -> (received, SW1, SW2).
+        self.exchanges += 1
+        ins = hdr[1]
+        self._send(hdr)
+        nb = len(body) if body is not None else 0
+        sent = got = 0
+        wwt = self._wwt
+        rx = self._rx
+        while True:
+            p = self._getc(wwt, "procedure byte")
+            if p == _NULL:
+                continue
+            hi = p & 0xF0
+            if hi == 0x60 or hi == 0x90:
+                return got, p, self._getc(wwt, "SW2")
+            if p == ins:
+                if sent < nb:
+                    self._send(body[sent:])
+                    sent = nb
+                    continue
+                if got < ne:
+                    while got < ne:
+                        rx[got] = self._getc(wwt, "data")
+                        got += 1
+                    continue
+            elif p == ins ^ 0xFF:
+                if sent < nb:
+                    self._send(body[sent : sent + 1])
+                    sent += 1
+                    continue
+                if got < ne:
+                    rx[got] = self._getc(wwt, "data")
+                    got += 1
+                    continue
+            raise LinkFault("procedure byte %02X out of place (INS %02X, %d/%d sent, %d/%d received)" % (
+                p, ins, sent, nb, got, ne))
+
+    def _case2(self, hdr, le):
+        # A TPDU that reads; 6Cxx: wrong Le, the card says how many, send the same header with it (10.3.4).
+        ne = le or 256
+        got, sw1, sw2 = self._tpdu(hdr, None, ne)
+        if sw1 == 0x6C:
+            hdr[4] = sw2
+            got, sw1, sw2 = self._tpdu(hdr, None, sw2 or 256)
+        return got, sw1, sw2
+
+    def _exchange(self, apdu):
+        n = len(apdu)
+        if n < 4:
+            raise ValueError("APDU of %d bytes (at least CLA INS P1 P2)" % n)
+        hdr = self._hdr
+        hdr[0:4] = apdu[0:4]
+        if n <= 5:  # case 1 (P3 = 0) or case 2 (P3 = Le)
+            hdr[4] = apdu[4] if n == 5 else 0
+            if n == 5:
+                got, sw1, sw2 = self._case2(hdr, hdr[4])
+            else:
+                got, sw1, sw2 = self._tpdu(hdr, None, 0)
+        else:  # case 3 or 4: the data in the command TPDU, an answer through 61xx GET RESPONSE
+            lc = apdu[4]
+            if lc == 0 or n not in (5 + lc, 6 + lc):
+                raise ValueError("APDU of %d bytes does not match its Lc %d" % (n, lc))
+            hdr[4] = lc
+            got, sw1, sw2 = self._tpdu(hdr, memoryview(apdu)[5 : 5 + lc], 0)
+        out = bytearray(self._rx[:got])
+        while sw1 == 0x61:  # 61xx: xx more bytes are waiting: GET RESPONSE 00 C0 00 00 xx (section 10.3.3)
+            if len(out) > _MAX_RESPONSE:
+                raise LinkFault("GET RESPONSE chained beyond %d bytes" % _MAX_RESPONSE)
+            hdr[0] = 0x00
+            hdr[1] = _INS_GET_RESPONSE
+            hdr[2] = hdr[3] = 0
+            hdr[4] = sw2
+            got, sw1, sw2 = self._case2(hdr, sw2)
+            out.extend(self._rx[:got])
+        out.append(sw1)
+        out.append(sw2)
+        return bytes(out)
+
+    # ---- the SAM port ---------------------------------------------------------------------------------------
+
+    def reset(self):
+        """Cold reset now (deactivating first): -> the Atr. LinkFault when the card does not answer rightly."""
+        self._deactivate()
+        return self._cold_reset()
+
+    def off(self):
+        """Deactivate the PSAM (RST low, clock stopped); the next transceive cold-resets it."""
+        self._deactivate()
+
+    def _answer(self, apdu):
+        if self.atr is None:
+            self._cold_reset()
+        r = self._exchange(apdu)
+        if apdu[1] == _INS_SELECT and r[-2:] == b"\x90\x00":
+            self._select = bytes(apdu)
+        return r
+
+    def transceive(self, apdu):
+        """APDU -> data + SW1 SW2 (a status word is an answer); SamError when the link fails twice."""
+        if self.present is not None and self.present.value() != self.present_level:
+            self._deactivate()
+            raise SamError("PSAM not in its slot")
+        self.apdus += 1
+        try:
+            return self._answer(apdu)
+        except LinkFault as e:
+            first = e
+        self.faults += 1
+        self._deactivate()
+        if apdu[1] == _INS_CREDIT:
+            raise SamError("PSAM link fault at 8072 (%s); not retried: a reset ends the 8070 session" % first)
+        try:
+            self._cold_reset()
+            if self._select is not None and bytes(apdu) != self._select:
+                r = self._exchange(self._select)  # the reset left the application: select it again
+                if r[-2:] != b"\x90\x00":
+                    self._deactivate()
+                    raise SamError("PSAM: selecting its application again after a reset answered %s" % r.hex())
+            return self._answer(apdu)
+        except LinkFault as e:
+            self.faults += 1
+            self._deactivate()
+            raise SamError("PSAM link fault: %s; again after a cold reset: %s" % (first, e))
+
+
+def open_psam(pins, clock_hz=CLOCK_HZ, uart_id=1, present_level=1, pps=True, clock=None):
+    """T0Psam on the board's pins: {"psam_io": (25, "io"), "psam_clk": ..., "psam_rst": ..., "psam_detect": ...}.
+
+    TX and RX on the one I/O pin: the UART driver makes it open drain (MicroPython 1.27 / ESP-IDF 5.5,
+    notes/board.md); the slot's pull-up holds the line high.
+    """
+    import machine
+
+    io = pins["psam_io"][0]
+    uart = machine.UART(uart_id, baudrate=9600, bits=8, parity=0, stop=2, tx=io, rx=io, timeout=0, timeout_char=0)
+    pwm = machine.PWM(machine.Pin(pins["psam_clk"][0]), freq=clock_hz, duty_u16=0)
+    rst = machine.Pin(pins["psam_rst"][0], machine.Pin.OUT, value=0)
+    det = pins.get("psam_detect")
+    present = machine.Pin(det[0], machine.Pin.IN) if det else None
+    return T0Psam(uart, pwm, rst, present, clock_hz=clock_hz, clock=clock, present_level=present_level, pps=pps)
