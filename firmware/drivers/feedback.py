@@ -34,7 +34,7 @@ class Feedback:
         green.value(0)
         red.value(0)
         self._pattern = ()
-        self._step = 0  # index into the pattern; len(pattern) = the hold; -1 = idle
+        self._step = -1  # index into the pattern; len(pattern) = the hold; -1 = idle
         self._t = 0  # tick at which the current step began
         self._led = None
         self._steady = False

@@ -97,6 +97,7 @@ class Screen:
             self._conv = (src, dst)
         self.bytes_sent = 0  # bytes handed to the bus (control bytes included, address bytes not)
         self.pages_sent = 0
+        self.renders = 0  # frames drawn (pure-Python work: tens of ms on the board, so never redone for nothing)
 
     def init(self):
         """Set the panel up (display stays off until the first full frame is in its RAM: no garbage shown)."""
@@ -135,6 +136,7 @@ class Screen:
             return
         show(self.frame, self._want)
         self._drawn = self._want
+        self.renders += 1
         if self._conv is not None:
             self._conv[1].fill(0)
             self._conv[1].blit(self._conv[0], 0, 0)
