@@ -5,10 +5,11 @@
     if scr.pending(): scr.draw()     # between taps: render, then send the pages that changed
     scr.idle(); scr.out_of_service(outcome.OOS_CLOCK)
 
-The frame is drawn by tunion.display (the same pure-Python renderer and Unifont subset the host tests draw with),
-then converted from its MONO_HLSB rows to the panel's pages (8 pixel rows a page, one byte a column, LSB on top:
-SSD1306 datasheet 8.7 "Graphic Display Data RAM"). The conversion uses MicroPython's framebuf (a C blit) when the
-factory passes it in, else pure Python (CPython tests), with identical results (tests/mpcases/feedback_cases.py).
+The frame is drawn by tunion.display (the same layout and Unifont subset the host tests draw with), then
+converted from its MONO_HLSB rows to the panel's pages (8 pixel rows a page, one byte a column, LSB on top:
+SSD1306 datasheet 8.7 "Graphic Display Data RAM"). When the factory passes MicroPython's framebuf in, the glyph
+blits and that conversion run in its C code; without it (CPython tests) in pure Python; the pixels are identical
+(tests/mpcases/feedback_cases.py checks both against tunion.display under MicroPython).
 The last frame sent is kept: a page is sent only if it changed, and only from its first to its last changed column.
 A full frame is 1 KB, ~23 ms at 400 kHz (notes/board.md), so drawing never happens inside a tap.
 
@@ -72,11 +73,34 @@ def hlsb_to_pages(src, dst, width=WIDTH, height=HEIGHT):
                             dst[x + bit] |= m
 
 
+class _BlitFrame(Frame):
+    """tunion.display.Frame whose glyph blits and fills run in framebuf's C code (same buffer, same MONO_HLSB
+    layout): the layout and glyph choice stay the core's; only the per-pixel loop moves to C. The pure Frame
+    costs ~4,000 pixel() calls for a payment screen, about half a second on the ESP32."""
+
+    def __init__(self, fbmod):
+        Frame.__init__(self, WIDTH, HEIGHT)
+        self._fb = fbmod.FrameBuffer(self.buf, WIDTH, HEIGHT, fbmod.MONO_HLSB)
+        self._g = bytearray(32)  # one glyph: 16 rows of 2 bytes, or of 1 byte for a half-width one
+        self._full = fbmod.FrameBuffer(self._g, 16, 16, fbmod.MONO_HLSB)
+        self._half = fbmod.FrameBuffer(self._g, 8, 16, fbmod.MONO_HLSB)
+
+    def fill(self, c):
+        self._fb.fill(1 if c else 0)
+
+    def blit(self, bits, w, h, x, y):
+        if h != 16 or w not in (8, 16) or len(bits) != w * 2:
+            Frame.blit(self, bits, w, h, x, y)
+            return
+        self._g[0:len(bits)] = bits
+        self._fb.blit(self._full if w == 16 else self._half, x, y, 0)  # key 0: set pixels only, as Frame.blit
+
+
 class Screen:
     def __init__(self, i2c, addr=ADDR, framebuf=None):
         self.i2c = i2c
         self.addr = addr
-        self.frame = Frame(WIDTH, HEIGHT)
+        self.frame = Frame(WIDTH, HEIGHT) if framebuf is None else _BlitFrame(framebuf)
         self._next = bytearray(WIDTH * PAGES)  # the frame as pages
         self._shown = bytearray(WIDTH * PAGES)  # what the panel holds
         self._known = 0  # bit p: the panel's page p is known (its RAM is garbage after power-up)
@@ -178,6 +202,8 @@ class Screen:
         if not self._known & (1 << p):
             return 0, WIDTH - 1
         a, b = self._next, self._shown
+        if a[base:base + WIDTH] == b[base:base + WIDTH]:
+            return None  # compared in C (two 128-byte copies): most pages of most redraws are unchanged
         first = -1
         for x in range(WIDTH):
             if a[base + x] != b[base + x]:
