@@ -9,7 +9,7 @@ from drivers.feedback import HOLD_MS, Feedback
 from drivers.rtc import EARLIEST, Clock, DS3231
 from drivers.screen import Screen
 from mpcases.feedback_cases import T0, MachineRTC, Ms, PinRec, PWMRec, Result, board
-from sim.ds3231 import DS3231Sim, decode_time, encode_time
+from sim.ds3231 import decode_time, encode_time
 from sim.i2cbus import ENODEV, ETIMEDOUT, I2CBus
 from sim.ssd1306 import SSD1306Sim
 from tunion import messages
@@ -104,7 +104,7 @@ def test_twelve_hour_mode_and_century_bit_are_read_right():
     assert civil(rtc.read())[0] == 2126
 
 
-@pytest.mark.parametrize("reg,val", [(0x00, 0x6A), (0x04, 0x31 & 0x00), (0x05, 0x13), (0x02, 0x24), (0x04, 0x31)])
+@pytest.mark.parametrize("reg,val", [(0x00, 0x6A), (0x04, 0x00), (0x05, 0x13), (0x02, 0x24), (0x04, 0x31)])
 def test_registers_that_are_no_real_time_read_as_unknown(reg, val):
     _, bus, ds, _ = board()
     rtc = DS3231(bus)
@@ -254,6 +254,23 @@ def test_second_draw_sends_only_changed_pages_and_columns():
     assert scr.pages_sent - before == 2  # pages 6 and 7 (rows 48..63)
     assert 0 < oled.data_bytes <= 2 * 8  # within one 8 px glyph's columns in each page
     assert oled.rows() == _core(messages.screen(Result(O.PAID, fare=200, balance=4600)))
+
+
+def test_redraw_costs_on_the_wire_at_400khz():
+    bus, oled, scr = _screen()
+    scr.idle()
+    bus.reset_counts()
+    scr.draw()
+    full = bus.wire_us()  # the first frame: all 8 pages, 1 KB of data
+    assert 1024 < bus.bytes_total < 1120 and 23000 < full < 26000
+    scr.result(Result(O.PAID, fare=200, balance=4800))
+    bus.reset_counts()
+    scr.draw()
+    assert bus.bytes_total < 800  # idle -> paid: every row changes, but only the columns under text are sent
+    scr.result(Result(O.PAID, fare=200, balance=4600))
+    bus.reset_counts()
+    scr.draw()
+    assert bus.bytes_total < 40 and bus.wire_us() < 1000  # one digit: a few columns of two pages
 
 
 def test_nothing_sent_when_unchanged_and_nothing_sent_before_draw():

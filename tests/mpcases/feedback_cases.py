@@ -9,7 +9,7 @@ tests/test_drivers_feedback.py imports them. Under MicroPython the screen conver
 from drivers.feedback import HOLD_MS, Feedback
 from drivers.rtc import EARLIEST, Clock, DS3231, weekday
 from drivers.screen import Screen, hlsb_to_pages
-from sim.ds3231 import DS3231Sim, encode_time
+from sim.ds3231 import DS3231Sim
 from sim.i2cbus import I2CBus
 from sim.ssd1306 import SSD1306Sim
 from tunion import messages
