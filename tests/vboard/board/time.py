@@ -1,0 +1,70 @@
+"""`time` on the virtual board: the clock belongs to the host controller (tests/vboard/controller.py).
+
+Shadows the unix port's built-in `time` (a `time.py` earlier on sys.path wins; the built-in stays reachable as
+`utime`). ticks_* count from the last hard boot and wrap at 2**30 as on the ESP32; sleeps ask the host, which
+in fast mode moves the simulated clock on at once and in real-time mode waits. time()/localtime() read the
+ESP32's RTC (machine.RTC), epoch 1970, no time zone (UTC), as MicroPython on the ESP32.
+"""
+import struct
+import utime as _t
+import _vbrpc
+
+_MASK = (1 << 30) - 1
+ticks_diff = _t.ticks_diff
+ticks_add = _t.ticks_add
+
+
+def _now():
+    return _vbrpc.u64(_vbrpc.call(b"T"))
+
+
+def ticks_us():
+    return _now() & _MASK
+
+
+def ticks_ms():
+    return (_now() // 1000) & _MASK
+
+
+def ticks_cpu():
+    return _now() & _MASK
+
+
+def sleep_us(us):
+    if us > 0:
+        _vbrpc.call(b"S", struct.pack(">Q", int(us)))
+
+
+def sleep_ms(ms):
+    sleep_us(int(ms) * 1000)
+
+
+def sleep(s):
+    sleep_us(int(s * 1000000))
+
+
+def time_ns():
+    secs, us = struct.unpack(">QI", _vbrpc.call(b"C"))
+    return secs * 1000000000 + us * 1000
+
+
+def time():
+    return struct.unpack(">QI", _vbrpc.call(b"C"))[0]
+
+
+def gmtime(secs=None):
+    return _t.gmtime(time() if secs is None else int(secs))
+
+
+localtime = gmtime
+
+
+def mktime(t):
+    y, m, d, hh, mm, ss = t[0], t[1], t[2], t[3], t[4], t[5]
+    # Howard Hinnant's days_from_civil (proleptic Gregorian), as tunion.clock.
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days * 86400 + hh * 3600 + mm * 60 + ss
