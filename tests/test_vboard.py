@@ -210,6 +210,24 @@ def test_fast_clock_sleeps_an_hour_at_once_and_the_host_moves_it(core_board):
         t.close()
 
 
+def test_real_time_mode_sleeps_for_real_and_ctrl_c_cuts_a_sleep_short(tmp_path):
+    with Board(tmp_path / "board", fast=False) as b:
+        b.wait_for(">>> ", 10)
+        t = _transport(b)
+        try:
+            t0 = time.monotonic()
+            assert 300 <= t.eval("[__import__('time').sleep_ms(300), 0][1] or 300") and time.monotonic() - t0 >= 0.3
+            t.exec_raw_no_follow("import time\ntime.sleep(30)\n")
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            t.enter_raw_repl(soft_reset=False)  # Ctrl-C: KeyboardInterrupt inside the host's wait
+            assert time.monotonic() - t0 < 5
+            assert t.eval("time.ticks_diff(time.ticks_add(0, 5), 0)") == 5  # the late reply was dropped
+        finally:
+            t.close()
+        assert b"KeyboardInterrupt" in b.output
+
+
 def test_ds3231_through_machine_i2c(core_board):
     rtc = core_board.rtc
     rtc.lose_power()
@@ -226,6 +244,8 @@ def test_ds3231_through_machine_i2c(core_board):
         t.exec("i2c.writeto_mem(0x68, 0, bytes([0x56, 0x34, 0x12, 7, 0x31, 0x01, 0x27])); "
                "i2c.writeto_mem(0x68, 0x0F, b'\\x00')")
         assert rtc.now() == datetime(2027, 1, 31, 12, 34, 56) and not rtc.osf
+        t.exec("i2c.writeto_mem(0x68, 0x0F, b'\\x80')")  # OSF is only ever cleared by software, never set
+        assert not rtc.osf
         assert t.eval("i2c.readfrom_mem(0x68, 0x11, 2)") == b"\x19\x40"  # 25.25 C
         with pytest.raises(Exception) as e:
             t.exec("i2c.writeto(0x50, b'\\x00')")  # nobody at 0x50: OSError ENODEV, as the ESP32
@@ -321,7 +341,13 @@ def test_manifest_lists_core_drivers_board_and_the_wheel():
 
 def test_figures(core_board, capsys):
     """Not a check: prints boot time, heap and exec round trip for docs/performance.md (run with -s)."""
+    mark = len(core_board.output)
+    t0 = time.monotonic()
+    core_board.power_cut()
+    core_board.wait_for(">>> ", 10, mark)
+    boot = time.monotonic() - t0
     with capsys.disabled():
+        print("\nvboard: power-on to REPL %.2f s" % boot)
         print("\nvboard: boot %.2f s (seed and first boot), free heap after boot with the core imported %s B, "
               "exec round trip %.2f ms" % (core_board.boot_s, getattr(core_board, "free_with_core", "?"),
                                            getattr(core_board, "exec_ms", float("nan"))))

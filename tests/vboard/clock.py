@@ -17,6 +17,7 @@ class SimClock:
         self._t0 = time.monotonic_ns()
         self._offset_us = 0
         self._lock = threading.Lock()
+        self._wake = threading.Event()
 
     def now_us(self):
         with self._lock:
@@ -29,8 +30,15 @@ class SimClock:
             self._offset_us += int(us)
 
     def sleep_us(self, us):
+        """Sleep on the simulated clock; in real-time mode interrupt() (a Ctrl-C from the host) cuts it short,
+        since the board process blocked in its socket read would otherwise see its KeyboardInterrupt only when
+        the sleep ends."""
         if self.fast:
             self.advance(us)
         else:
-            time.sleep(us / 1e6)
+            self._wake.clear()
+            self._wake.wait(us / 1e6)
         return self.now_us()
+
+    def interrupt(self):
+        self._wake.set()

@@ -14,7 +14,6 @@ import os
 import socket
 import struct
 import threading
-import time
 from datetime import datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1)
@@ -278,7 +277,7 @@ class Controller:
             else:
                 self._lock.release()
                 try:
-                    time.sleep(max(step, 200) / 1e6)
+                    clock.sleep_us(max(step, 200))
                 finally:
                     self._lock.acquire()
             now = clock.now_us()

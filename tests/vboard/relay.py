@@ -42,8 +42,9 @@ def _board_like_tty(fd):
 
 
 class Relay:
-    def __init__(self, cmd_for, on_exit=None, env=None):
+    def __init__(self, cmd_for, on_exit=None, env=None, on_interrupt=None):
         self.cmd_for = cmd_for  # cmd_for(raw: bool) -> argv
+        self.on_interrupt = on_interrupt  # called when the host side sends Ctrl-C
         self.on_exit = on_exit  # on_exit(kind) before a restart: "soft", "raw", "hard", "wdt", "power", ...
         self.env = env
         self.mode = "friendly"
@@ -239,6 +240,25 @@ class Relay:
             self._inq.clear()
         return out + buf[i:]
 
+    def _ctrl_c(self, data):
+        """A Ctrl-C from the host. A board's UART interrupt catches it whatever runs; the unix port gets SIGINT
+        from its tty only while the terminal is in its normal mode, but it runs raw-paste code (mpremote's
+        exec) with the terminal still raw. So when the process is running code (not sitting at a prompt) and
+        its terminal would not turn the byte into SIGINT, the relay sends the signal itself and drops the byte,
+        as the board's interrupt handler does."""
+        if self.on_interrupt:
+            self.on_interrupt()
+        if self.fd is None or self._swallow:
+            return data
+        isig = termios.tcgetattr(self.fd)[3] & termios.ISIG
+        if isig or self._tail.endswith((b">", b">>> ", b"... ")):
+            return data
+        try:
+            os.kill(self.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        return data.replace(b"\x03", b"")
+
     def _flush_carry(self):
         if self._carry:
             c, self._carry = self._carry, b""
@@ -267,7 +287,11 @@ class Relay:
                 except (BlockingIOError, OSError):
                     data = b""
                 if data:
-                    if self.fd is None or self._swallow:
+                    if b"\x03" in data:
+                        data = self._ctrl_c(data)
+                    if not data:
+                        pass
+                    elif self.fd is None or self._swallow:
                         self._inq += data
                     else:
                         os.write(self.fd, data)

@@ -143,7 +143,7 @@ class Board:
         if self.files:
             self.seed(self.files)
         env = dict(os.environ, MICROPYPATH="%s:.frozen" % STANDINS, HOME=str(self.dir), TZ="UTC")
-        self.relay = Relay(self._argv, on_exit=self._on_exit, env=env)
+        self.relay = Relay(self._argv, on_exit=self._on_exit, env=env, on_interrupt=self.clock.interrupt)
         self.relay.start()
         return self
 

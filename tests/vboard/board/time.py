@@ -14,6 +14,7 @@ import _vbrpc
 _PERIOD = 1 << 30  # MICROPY_PY_TIME_TICKS_PERIOD on the ESP32 (32-bit small ints)
 _HALF = 1 << 29
 _MASK = _PERIOD - 1
+_ONCE = (0,)
 
 
 def ticks_diff(a, b):
@@ -48,6 +49,8 @@ def sleep_us(us):
             _t.sleep_us(int(us))
         else:
             _vbrpc.call(b"S", struct.pack(">Q", int(us)))
+            for _ in _ONCE:  # a backward jump: the VM raises a pending KeyboardInterrupt here, as the ESP32's
+                pass  # sleep does (a Ctrl-C that came while the socket read blocked is otherwise lost)
 
 
 def sleep_ms(ms):
