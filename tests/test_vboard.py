@@ -187,6 +187,45 @@ def test_flash_is_nor_and_survives_a_power_cut(tmp_path):
             t.close()
 
 
+JOURNAL_PAY = """\
+from drivers.partition import open_journal
+from tunion.segment import SegmentHeader
+from tunion.record import Record, KIND_INTENT, KIND_COMPLETED
+j = open_journal(SegmentHeader(b"\\x24\\x0a\\xc4\\x00\\x00\\x01", b"PSAM000001", b"\\x00\\x00\\x00\\x01\\x23\\x45", "B12", "10086", 7))
+def pay(n):
+    r = Record(KIND_INTENT, card_no=3105170000000000 + n, amount=200, balance=5000, counter=n, ttc=n, time=n)
+    j.append_intent(r)
+    j.append_outcome(r.outcome(KIND_COMPLETED, balance=4800, tac=b"\\x01\\x02\\x03\\x04"))
+"""
+
+
+def test_flash_journal_on_the_journal_partition_survives_a_power_cut(tmp_path):
+    """firmware/drivers/partition.py finds the `journal` partition through esp32.Partition and the raw
+    FlashJournal keeps its records across a kill of the process (all on the real unix port)."""
+    files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d.startswith(("/lib/tunion/", "/lib/drivers/"))]
+    with Board(tmp_path / "board", files=files) as b:
+        b.wait_for(">>> ", 10)
+        t = _transport(b)
+        try:
+            t.exec(JOURNAL_PAY)
+            assert t.eval("type(j).__name__") == "FlashJournal"
+            t.exec("j.prepare()\nfor n in range(3):\n    pay(n)")
+            assert t.eval("j.next_seq") == 7
+        finally:
+            t.close()
+        b.power_cut()
+        b.wait_for("POWERON_RESET", 10)
+        b.wait_for(">>> ", 10, len(b.output) - 100)
+        t = _transport(b)
+        try:
+            t.exec(JOURNAL_PAY)
+            assert t.eval("(j.next_seq, j.faults)") == (7, [])
+            assert t.eval("[(r.seq, r.kind == KIND_COMPLETED) for r in j.read_from(1, 10)]") == [
+                (1, False), (2, True), (3, False), (4, True), (5, False), (6, True)]
+        finally:
+            t.close()
+
+
 # ---- clock, RTC, I2C devices --------------------------------------------------------------------------------
 
 def test_fast_clock_sleeps_an_hour_at_once_and_the_host_moves_it(core_board):
