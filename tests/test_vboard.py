@@ -366,6 +366,24 @@ def test_reader_stub_holds_the_card_the_host_places(core_board):
     assert core_board.reader.card is None
 
 
+def test_uart_read_waits_on_the_simulated_line(core_board):
+    from vboard.devices import UartEcho
+
+    echo = UartEcho()
+    core_board.attach_uart(1, echo)
+    t = _transport(core_board)
+    try:
+        t.exec("from machine import UART; import time\n"
+               "u = UART(1, 9600, bits=8, parity=0, stop=2, timeout=0)\n"
+               "t0 = time.ticks_us(); u.write(b'\\x3b\\x6c\\x00')\n")
+        t.exec("time.sleep_ms(10); u.init(timeout=50); u.write(b'\\xa4\\x00')")  # init() drops what came in
+        assert t.eval("u.read(3)") == b"\xa4\x00"  # waited 50 ms of simulated time for a third byte
+        assert 50_000 <= t.eval("time.ticks_diff(time.ticks_us(), t0)") < 1_000_000
+    finally:
+        t.close()
+    assert echo.baud == 9600 and core_board.controller.uart_format[1] == (9600, 8, 0, 2)
+
+
 def test_manifest_lists_core_drivers_board_and_the_wheel():
     pairs = manifest.board_files("esp32-generic")
     dests = dict((d, s) for s, d in pairs)
