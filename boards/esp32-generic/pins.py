@@ -1,8 +1,9 @@
 """ESP32 generic (ESP32-WROOM-32, 4 MB flash) wired as a validator: which pin does what, and what the board has.
 
-    from board import PINS, HAS, I2C_ADDR      # copied to the board's /lib by the depot tools
+    from pins import PINS, HAS, I2C_ADDR      # copied to the board's /lib by the depot tools
 
-Plain data: the drivers take their pins from here, so another board is another folder with its own board.py.
+Plain data: the drivers take their pins from here, so another board is another folder with its own pins.py
+(not `board.py`: on the host that name is Adafruit Blinka's `board` module).
 Pins avoid the flash pins (GPIO 6-11), the input-only pins (34-39) for outputs, and the strapping pins
 (0, 2, 5, 12, 15) (tests/test_boards.py checks it).
 """

@@ -1,0 +1,312 @@
+"""The pty relay: a pseudo-terminal that behaves like the board's USB serial port, in front of the unix port.
+
+    r = Relay(cmd_for, controller)       # cmd_for(raw) -> argv of the MicroPython process
+    r.start(); print(r.port)             # /dev/pts/N: `mpremote connect /dev/pts/N exec "print(1)"`
+    r.reset("power"); r.stop()
+
+The MicroPython process gets its own pty (it needs a terminal: the REPL switches it to raw mode, and a Ctrl-C
+byte becomes SIGINT, i.e. KeyboardInterrupt, while a program runs). Bytes are copied both ways. The unix port
+exits where a board soft-resets (Ctrl-D at the friendly REPL, or in the raw REPL with nothing to run): the relay
+prints `MPY: soft reboot` and starts it again, as a board does: after a friendly-REPL Ctrl-D it runs boot.py and
+main.py; after a raw-REPL soft reset only boot.py, and it enters the raw REPL again by itself (the banner of the
+restarted process is swallowed; what boot.py prints is shown). The terminal's "\r\r\n" (the REPL's own "\r\n"
+through the tty's newline translation) is sent on as "\r\n".
+"""
+import errno
+import fcntl
+import os
+import select
+import signal
+import termios
+import threading
+import time
+import tty
+
+RAW_MARK = b"raw REPL; CTRL-B to exit"
+FRIENDLY_MARK = b'Type "help()" for more information.'
+SOFT_REBOOT = b"MPY: soft reboot\r\n"
+ROM_BANNER = (b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n")
+POWER_BANNER = (b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n")
+_OUT_CAP = 1 << 20
+
+
+def _board_like_tty(fd):
+    # No echo, no line editing, but ISIG (Ctrl-C -> SIGINT) and "\n" -> "\r\n" as a board's stdout does.
+    a = termios.tcgetattr(fd)
+    a[0] &= ~(termios.ICRNL | termios.IXON)
+    a[3] &= ~(termios.ECHO | termios.ECHOCTL | termios.ICANON | termios.IEXTEN)
+    a[3] |= termios.ISIG
+    a[6][termios.VMIN] = 1
+    a[6][termios.VTIME] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, a)
+
+
+class Relay:
+    def __init__(self, cmd_for, on_exit=None, env=None, on_interrupt=None):
+        self.cmd_for = cmd_for  # cmd_for(raw: bool) -> argv
+        self.on_interrupt = on_interrupt  # called when the host side sends Ctrl-C
+        self.on_exit = on_exit  # on_exit(kind) before a restart: "soft", "raw", "hard", "wdt", "power", ...
+        self.env = env
+        self.mode = "friendly"
+        self.pid = None
+        self.fd = None  # master of the MicroPython process's pty
+        self.output = bytearray()  # everything sent to the host side, for tests
+        self.boots = 0
+        self.cond = threading.Condition()
+        self._pending = None
+        self._inq = bytearray()
+        self._outq = bytearray()
+        self._carry = b""
+        self._tail = b""
+        self._swallow = None
+        self._sbuf = b""
+        self._stop = False
+        self._thread = None
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.port = os.ttyname(self._slave)
+        fl = fcntl.fcntl(self.master, fcntl.F_GETFL)
+        fcntl.fcntl(self.master, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+        self._wake_r, self._wake_w = os.pipe()
+
+    # ---- control --------------------------------------------------------------------------------------------
+    def start(self):
+        self._spawn(raw=False)
+        self._thread = threading.Thread(target=self._loop, name="vboard-relay", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self.reset("stop")
+        self._stop = True
+        os.write(self._wake_w, b"x")
+        if self._thread:
+            self._thread.join(5)
+        self._kill()
+        for fd in (self.master, self._slave, self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def reset(self, kind):
+        """Restart the board process: "hard", "wdt", "deepsleep", "power", "soft" (machine.soft_reset) or "stop"
+        (killed and not restarted: the board is off until resume())."""
+        with self.cond:
+            self._pending = kind
+        self._kill()
+
+    def resume(self):
+        """Switch a board stopped with reset("stop") back on (a power-on)."""
+        with self.cond:
+            if self.pid is None:
+                self._pending = None
+                self._spawn(raw=False)
+        os.write(self._wake_w, b"x")
+
+    def wait_for(self, text, timeout=10.0, start=0):
+        """Block until `text` (bytes) appears in the output after offset `start`; return the offset after it."""
+        end = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                i = self.output.find(text, start)
+                if i >= 0:
+                    return i + len(text)
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("board did not print %r; last output: %r" % (text, bytes(self.output[-300:])))
+                self.cond.wait(left)
+
+    def send(self, data):
+        """Type bytes at the board, as the host side of the serial port would."""
+        os.write(self._slave, data)
+
+    # ---- process --------------------------------------------------------------------------------------------
+    def _spawn(self, raw):
+        m, s = os.openpty()
+        _board_like_tty(s)
+        argv = self.cmd_for(raw)
+        pid = os.fork()
+        if pid == 0:  # child: its own session, the pty as controlling terminal
+            try:
+                os.setsid()
+                fcntl.ioctl(s, termios.TIOCSCTTY, 0)
+                for i in (0, 1, 2):
+                    os.dup2(s, i)
+                os.closerange(3, 4096)
+                os.execve(argv[0], argv, self.env or os.environ)
+            finally:
+                os._exit(127)
+        os.close(s)
+        self.pid, self.fd = pid, m
+        self.mode = "raw" if raw else "friendly"
+        self._swallow = "banner" if raw else None
+        self._sbuf = b""
+        self.boots += 1
+
+    def _kill(self):
+        pid = self.pid
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _reap(self):
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        os.close(self.fd)
+        self.pid, self.fd = None, None
+
+    def _exited(self):
+        self._flush_carry()
+        self._reap()
+        with self.cond:
+            kind, self._pending = self._pending, None
+        if kind is None:  # the process left by itself: a soft reset from the REPL
+            kind = "raw" if self.mode == "raw" else "soft"
+        elif kind == "soft" and self.mode == "raw":
+            kind = "raw"
+        if self.on_exit:
+            self.on_exit(kind)
+        if kind == "stop":
+            return
+        if kind in ("soft", "raw"):
+            self._emit(SOFT_REBOOT)
+        elif kind == "power":
+            self._emit(POWER_BANNER)
+        else:
+            self._emit(ROM_BANNER)
+        self._spawn(raw=(kind == "raw"))
+
+    # ---- bytes ----------------------------------------------------------------------------------------------
+    def _emit(self, data):
+        if not data:
+            return
+        self._outq += data
+        if len(self._outq) > _OUT_CAP:  # nobody reads the port: old output is lost, as on a real UART
+            del self._outq[:len(self._outq) - _OUT_CAP]
+        with self.cond:
+            self.output += data
+            self.cond.notify_all()
+
+    def _from_board(self, data):
+        data = self._carry + data
+        self._carry = b""
+        k = len(data)
+        while k > 0 and data[k - 1:k] == b"\r" and len(data) - k < 2:
+            k -= 1
+        data, self._carry = data[:k], data[k:]
+        data = data.replace(b"\r\r\n", b"\r\n")
+        scan = self._tail + data
+        r, f = scan.rfind(RAW_MARK), scan.rfind(FRIENDLY_MARK)
+        if r > f:
+            self.mode = "raw"
+        elif f > r:
+            self.mode = "friendly"
+        self._tail = scan[-48:]
+        if self._swallow:
+            data = self._swallowing(data)
+        self._emit(data)
+
+    def _swallowing(self, data):
+        buf = self._sbuf + data
+        out = b""
+        if self._swallow == "banner":
+            i = buf.find(b"MicroPython ")
+            if i < 0:
+                keep = len(b"MicroPython ")
+                out, self._sbuf = buf[:-keep], buf[-keep:]
+                return out
+            out, buf = buf[:i], buf[i:]
+            self._swallow = "prompt"
+        if self._swallow == "prompt":
+            i = buf.find(b">>> ")
+            if i < 0:
+                self._sbuf = buf
+                return out
+            buf = buf[i + 4:]
+            os.write(self.fd, b"\x01")
+            self._swallow = "raw"
+        i = buf.find(RAW_MARK)
+        if i < 0:
+            self._sbuf = buf
+            return out
+        self._swallow = None
+        self._sbuf = b""
+        if self._inq:
+            os.write(self.fd, bytes(self._inq))
+            self._inq.clear()
+        return out + buf[i:]
+
+    def _ctrl_c(self, data):
+        """A Ctrl-C from the host. A board's UART interrupt catches it whatever runs; the unix port gets SIGINT
+        from its tty only while the terminal is in its normal mode, but it runs raw-paste code (mpremote's
+        exec) with the terminal still raw. So when the process is running code (not sitting at a prompt) and
+        its terminal would not turn the byte into SIGINT, the relay sends the signal itself and drops the byte,
+        as the board's interrupt handler does."""
+        if self.on_interrupt:
+            self.on_interrupt()
+        if self.fd is None or self._swallow:
+            return data
+        isig = termios.tcgetattr(self.fd)[3] & termios.ISIG
+        if isig or self._tail.endswith((b">", b">>> ", b"... ")):
+            return data
+        try:
+            os.kill(self.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+        return data.replace(b"\x03", b"")
+
+    def _flush_carry(self):
+        if self._carry:
+            c, self._carry = self._carry, b""
+            self._emit(c)
+
+    def _loop(self):
+        last = time.monotonic()
+        while not self._stop:
+            rl = [self.master, self._wake_r] + ([self.fd] if self.fd is not None else [])
+            wl = [self.master] if self._outq else []
+            try:
+                r, w, _ = select.select(rl, wl, [], 0.03)
+            except (OSError, ValueError):
+                continue
+            if self._wake_r in r:
+                os.read(self._wake_r, 64)
+            if self.master in w and self._outq:
+                try:
+                    n = os.write(self.master, bytes(self._outq[:4096]))
+                    del self._outq[:n]
+                except BlockingIOError:
+                    pass
+            if self.master in r:
+                try:
+                    data = os.read(self.master, 4096)
+                except (BlockingIOError, OSError):
+                    data = b""
+                if data:
+                    if b"\x03" in data:
+                        data = self._ctrl_c(data)
+                    if not data:
+                        pass
+                    elif self.fd is None or self._swallow:
+                        self._inq += data
+                    else:
+                        os.write(self.fd, data)
+            if self.fd is not None and self.fd in r:
+                try:
+                    data = os.read(self.fd, 4096)
+                except OSError as e:
+                    if e.errno != errno.EIO:
+                        raise
+                    data = None
+                if data:
+                    self._from_board(data)
+                    last = time.monotonic()
+                else:
+                    self._exited()
+                    continue
+            if self._carry and time.monotonic() - last > 0.03:
+                self._flush_carry()

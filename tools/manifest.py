@@ -1,0 +1,110 @@
+"""Read a board's manifest.py (micropython-lib's format) on the host: what goes where on the board.
+
+    from tools.manifest import board_files
+    for src, dest in board_files("esp32-generic"):     # (Path on the host, path on the board)
+        print(src, "->", dest)                           # .../firmware/tunion/apdu.py -> /lib/tunion/apdu.py
+
+    python -m tools.manifest esp32-generic               # the same list, one "src -> dest" a line
+
+Supported: metadata(...), include(path), package(name, base_path=".", files=None), module(name, base_path=".",
+dest=None), require(name, pypi=DIST, files=None) (a package from an installed wheel, found with
+importlib.metadata: the files come from the venv, never from the repo). `$(PROJECT)` is the repository root.
+Our extensions: dest= (board folder, default "/lib") and optional=True (skip a source that does not exist yet).
+"""
+import importlib.metadata
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BOARDS = ROOT / "boards"
+
+
+class ManifestError(ValueError):
+    pass
+
+
+class _Reader:
+    def __init__(self):
+        self.files = []  # (src Path, board path)
+        self.meta = {}
+
+    def _path(self, text, here):
+        p = Path(str(text).replace("$(PROJECT)", str(ROOT)))
+        return p if p.is_absolute() else here / p
+
+    def _add(self, src, dest):
+        if any(d == dest for _, d in self.files):
+            raise ManifestError("two sources for %s" % dest)
+        self.files.append((src, dest))
+
+    def run(self, path):
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise ManifestError("no manifest at %s" % path)
+        here = path.parent
+
+        def metadata(**kw):
+            self.meta.update(kw)
+
+        def include(p):
+            self.run(self._path(p, here))
+
+        def package(name, base_path=".", files=None, dest="/lib", optional=False, opt=None):
+            root = self._path(base_path, here) / name
+            if not root.is_dir():
+                if optional:
+                    return
+                raise ManifestError("%s: package %s not found at %s" % (path.name, name, root))
+            srcs = [root / f for f in files] if files else sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+            for src in srcs:
+                if not src.is_file():
+                    raise ManifestError("%s: %s not found" % (path.name, src))
+                self._add(src, dest.rstrip("/") + "/" + name + "/" + src.relative_to(root).as_posix())
+
+        def module(name, base_path=".", dest="/lib", optional=False, opt=None):
+            src = self._path(base_path, here) / name
+            if not src.is_file():
+                if optional:
+                    return
+                raise ManifestError("%s: module %s not found at %s" % (path.name, name, src))
+            self._add(src, dest.rstrip("/") + "/" + name)
+
+        def require(name, pypi=None, files=None, dest="/lib"):
+            dist = pypi or name
+            try:
+                d = importlib.metadata.distribution(dist)
+            except importlib.metadata.PackageNotFoundError:
+                raise ManifestError("%s: requires %s: `pip install` it (requirements.txt pins it)" % (path.name, dist))
+            root = Path(d.locate_file(name))
+            package(name, base_path=root.parent, files=files, dest=dest)
+
+        code = compile(path.read_text(encoding="utf-8"), str(path), "exec")
+        exec(code, {"metadata": metadata, "include": include, "package": package, "module": module,
+                    "require": require, "__file__": str(path)})
+
+
+def read(path):
+    """(files, metadata) of the manifest file at path; files as (src Path, board path) pairs in manifest order."""
+    r = _Reader()
+    r.run(path)
+    return r.files, r.meta
+
+
+def board_files(board="esp32-generic"):
+    """(src, board path) pairs for boards/<board>/manifest.py."""
+    return read(BOARDS / board / "manifest.py")[0]
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        for src, dest in board_files(argv[0] if argv else "esp32-generic"):
+            print("%s -> %s" % (src.relative_to(ROOT) if src.is_relative_to(ROOT) else src, dest))
+    except ManifestError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
