@@ -12,7 +12,7 @@ from sim.nor import NorFlash
 from mpcases.journal_cases import header, intent
 
 SS = 512
-SECTORS = 6  # 4 segments of 5 payments: full after 40 records
+SECTORS = 6  # 4 segments of 5 payments, one kept for settlements: full after 30 records
 
 OPS = st.one_of(
     st.tuples(st.just("pay"), st.integers(1, 6)),
@@ -73,8 +73,9 @@ def test_random_operations_match_the_model(ops):
                     except JournalError:
                         pass
                     if m.open is None:  # full: really full (every segment but part of the oldest unacknowledged)
-                        j.prepare()
-                        assert j.has_room() or len(m.visible()) >= 21
+                        j.prepare()  # (the depot's visit: erases allowed)
+                        tap_erases = nor.erases
+                        assert j.has_room() or len(m.visible()) >= 20
                     break
                 j.append_intent(r)
                 m.add(r)
