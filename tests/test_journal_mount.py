@@ -18,8 +18,9 @@ class NorBox:
 
     name = "nor"
 
-    def __init__(self, sectors=16):
-        self.nor = NorFlash(sectors, SS)
+    def __init__(self, sectors=16, ss=SS):
+        self.ss = ss
+        self.nor = NorFlash(sectors, ss)
         self.j = FlashJournal(self.nor, header())
         self.j.prepare()
 
@@ -32,7 +33,7 @@ class NorBox:
         return [i for i in self.j._order()]
 
     def flip_header(self, seg):
-        self.nor.mem[seg * SS + 9] ^= 0x10  # inside the first-seq field: the header CRC fails
+        self.nor.mem[seg * self.ss + 9] ^= 0x10  # inside the first-seq field: the header CRC fails
 
     def wipe(self):
         for s in range(2, self.nor.sectors):

@@ -116,6 +116,7 @@ class FlashJournal:
             nxt = max(nxt, first)
         self.next_seq = nxt
         head_last = 0
+        prev = -1
         if self.head >= 0:
             t = self._mount_head(check, recent)
             if t is None:
@@ -138,6 +139,13 @@ class FlashJournal:
             self._open = newest[0]
             self._open_loc = (newest[1], newest[2])
         self._check_segnos()
+        order = self._order()
+        for k in range(len(order) - 1):  # older segments with records after the checkpoint (rarely any)
+            i = order[k]
+            if self.state[i] == SEG and i != self.head and i != prev and self.first[order[k + 1]] - 1 > check:
+                for off, rec in self._walk(i):
+                    if rec.seq > check:
+                        recent.append((rec, i, off))
         self._rebuild(pinned, released, recent)
         self._mark_freeable()
 
