@@ -331,3 +331,29 @@ def test_fs_list_survives_a_power_cut_at_every_operation():
         fs2 = LfsPort(LogDevice(24, block_size=512, image=img, log=False), format_if_needed=False)
         got = tuple(e.seq for e in FsJournal(fs2, header(), seg_bytes=1024, reserve=512).unresolved())
         assert got in allowed, (k, got, allowed)
+
+
+def test_raw_idle_compacts_the_meta_sector_ahead_so_taps_never_defer():
+    box = NorBox()
+    j, nor = box.j, box.nor
+    deferred = 0
+    for n in range(120):  # a list change every tap: the meta sector would fill every ~12 taps
+        e = nor.erases
+        a = torn(j, n)
+        settle(j, a.seq)
+        assert nor.erases == e
+        deferred += bool(j.pins.unsaved)
+        j.acknowledge(j.next_seq - 1)
+        j.idle()
+    assert deferred == 0 and j.meta.erases >= 5
+    assert box.reboot().unresolved() == []
+
+
+def test_fs_state_keeps_every_outcome_counter():
+    from tunion import outcome as O
+
+    box = FsBox()
+    for s in O.ALL:
+        box.j.count_refusal(s)
+    box.j.idle()
+    assert box.reboot().refusals() == dict((s, 1) for s in O.ALL)  # MAC2_REJECTED (the 18th) included

@@ -34,6 +34,7 @@ class Pins:
         self.card_slot = {}  # card number -> TAG_NOTAC slot
         self.no_tac = {}  # slot (or _OTHER) -> count
         self.lost = [0, 0]
+        self.stuck = {}  # seqs on the list that no slot could take
 
     def load(self):
         """The pins in the (loaded) MetaStore: ([(seq, sector, offset, rejected)], {seqs released})."""
@@ -70,21 +71,24 @@ class Pins:
 
     def pin(self, seq, sector, offset, rejected):
         k = -1
-        for i in range(self.slots):  # an empty slot, else the one released longest ago
+        for i in range(self.slots):  # the slot released longest ago, else an empty one (few keys: small snapshots)
             v = self.val[i]
-            if v < 0:
+            if v & 1 and v < seq * 2 and (k < 0 or self.val[k] < 0 or v < self.val[k]):
                 k = i
-                break
-            if v & 1 and (k < 0 or v < self.val[k]):
+            elif v < 0 and k < 0:
                 k = i
         if k < 0:
-            raise ValueError("no free pin slot")  # the list never holds more entries than slots
+            # Every free slot holds a newer seq (only when a mount replays an old outcome): the value could not
+            # rise, so the entry stays unpinned and the checkpoint stays put; mount keeps replaying it.
+            self.stuck[seq] = 1
+            return
         a = (_REJECTED if rejected else 0) | (sector << 16) | offset
         self.val[k] = seq * 2
         self.aux[k] = a
         self._put(TAG_PIN, k, seq * 2, a)
 
     def release(self, seq):
+        self.stuck.pop(seq, None)
         for k in range(self.slots):
             if self.val[k] == seq * 2:
                 self.val[k] = seq * 2 + 1
@@ -119,7 +123,7 @@ class Pins:
 
     def checkpoint(self, seq, erase=False):
         """Store the checkpoint: only when nothing is deferred (else the pins do not yet hold every change)."""
-        if self.unsaved:
+        if self.unsaved or self.stuck:
             return False
         return self.meta.put(TAG_CHECK, 0, seq, erase)
 
