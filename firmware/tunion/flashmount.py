@@ -69,6 +69,8 @@ class FlashMount:
         self.pins = Pins(self.meta)
         pinned, released = self.pins.load()
         check = self.meta.get(TAG_CHECK, 0)
+        if (TAG_CHECK, 0) not in self.meta.values:
+            check = self.ack  # a journal from before the list: replay its unacknowledged records once
         if self.pins.lost[0]:
             self._fault("unresolved_overflow", 0, self.pins.lost[0], "%d intents left the full unresolved list unsettled" % self.pins.lost[0])
         if self.pins.lost[1]:

@@ -82,6 +82,8 @@ class FsJournal:
         self.term = {}  # segno -> terminal number of its header
         st = self._load_state()
         self.ack = st.ack
+        if st.version == 1:
+            st.check = st.ack  # a journal from before the list: replay its unacknowledged records once
         self._refusals = {}
         for k in range(min(len(st.counters), len(ALL))):
             if st.counters[k]:
