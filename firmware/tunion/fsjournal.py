@@ -182,6 +182,8 @@ class FsJournal:
         return None
 
     def _add(self, intent, segno, rejected):
+        if segno not in self.term:  # its header is damaged: the terminal in force now stands in (reported)
+            self._fault(("terminal_guessed", segno, 0, "header lost: entry %d takes today's terminal" % intent.seq))
         e = Unresolved(intent, self.term.get(segno, self.header.terminal), rejected)
         old = self._list.add(e)
         if old is not None:
