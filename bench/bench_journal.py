@@ -24,7 +24,7 @@ except ImportError:  # CPython from a checkout
 
 from tunion.flashjournal import FlashJournal
 from tunion.segment import SegmentHeader
-from tunion.record import Record, KIND_INTENT, KIND_COMPLETED
+from tunion.record import Record, KIND_INTENT, KIND_COMPLETED, KIND_UNRESOLVED, KIND_SETTLED, FLAG_ABANDONED
 from sim.nor import NorFlash
 
 MICROPYTHON = sys.implementation.name == "micropython"
@@ -112,15 +112,33 @@ def intent(n):
     return Record(KIND_INTENT, card_no=3105170000000000 + n, amount=200, balance=5000, counter=n & 0xFFFF, ttc=n)
 
 
-def wear_raw(taps=1000, ack_every=500, sectors=JOURNAL_SECTORS, warmup=15000):
-    """Steady state: `warmup` taps first (the ring wraps: every sector used once), then `taps` measured."""
+def journal_tap(j, n, torn_every):
+    """What the journal sees of one tap: a paid tap, or (every `torn_every`-th) a tear after DEBIT closed
+    `unresolved` (it joins the list: a pin), whose card comes back on the next tap and settles it first."""
+    r = intent(n)
+    j.append_intent(r)
+    if torn_every and n % torn_every == 0:
+        j.append_outcome(r.outcome(KIND_UNRESOLVED, FLAG_ABANDONED))
+        return r.seq
+    j.append_outcome(r.outcome(KIND_COMPLETED, balance=4800, tac=b"\x01\x02\x03\x04"))
+    return 0
+
+
+def settle(j, seq):
+    j.append_settlement(Record(KIND_SETTLED, ref=seq, balance=4800, tac=b"\x05\x06\x07\x08"))
+
+
+def wear_raw(taps=1000, ack_every=500, sectors=JOURNAL_SECTORS, warmup=15000, torn_every=0):
+    """Steady state: `warmup` taps first (the ring wraps: every sector used once), then `taps` measured; every
+    `torn_every`-th tap torn (0: none)."""
     nor = NorFlash(sectors)
     j = FlashJournal(nor, HDR)
     j.prepare()
+    pending = 0
     for n in range(warmup):
-        r = intent(n)
-        j.append_intent(r)
-        j.append_outcome(r.outcome(KIND_COMPLETED))
+        if pending:
+            settle(j, pending)
+        pending = journal_tap(j, n, torn_every)
         if n % ack_every == ack_every - 1:
             j.acknowledge(j.next_seq - 1)
         j.idle()
@@ -128,25 +146,42 @@ def wear_raw(taps=1000, ack_every=500, sectors=JOURNAL_SECTORS, warmup=15000):
     tap_erases = 0
     t_append = 0
     for n in range(taps):
-        r = intent(n)
         e = nor.erases
         t0 = now_us()
-        j.append_intent(r)
-        j.append_outcome(r.outcome(KIND_COMPLETED, balance=4800, tac=b"\x01\x02\x03\x04"))
+        if pending:
+            settle(j, pending)
+        pending = journal_tap(j, n, torn_every)
         t_append += diff_us(now_us(), t0)
         tap_erases += nor.erases - e
         if n % ack_every == ack_every - 1:
             j.acknowledge(j.next_seq - 1)
         j.idle()
-    return {
+    out = {
+        "torn_share": "%d %%" % (100 // torn_every) if torn_every else "0 %",
         "programs_per_1000_taps": nor.programs * 1000 // taps,
         "erases_per_1000_taps": nor.erases * 1000 // taps,
         "bytes_programmed_per_tap": nor.bytes_programmed // taps,
         "erases_on_tap_path": tap_erases,
         "max_erases_of_one_sector": max(nor.wear),
         "append_pair_us_with_nor_sim": t_append // taps,
-        "append_pair_us": append_time(),
     }
+    if not torn_every:
+        out["append_pair_us"] = append_time()
+    return out
+
+
+def mount_time(sectors=JOURNAL_SECTORS, taps=9000, torn_every=50):
+    """A full 4 MB board's partition with 16 entries on the unresolved list: records and meta reads at mount."""
+    nor = NorFlash(sectors)
+    j = FlashJournal(nor, HDR)
+    j.prepare()
+    for n in range(taps):
+        journal_tap(j, n, torn_every if n < 16 * torn_every else 0)
+        j.idle()
+    nor.reset_counts()
+    t0 = now_us()
+    j = FlashJournal(nor, HDR)
+    return {"mount_us_cpython_sim": diff_us(now_us(), t0), "sector_reads": nor.reads, "list_entries": len(j.unresolved())}
 
 
 def capacity_raw(sectors=JOURNAL_SECTORS):
@@ -211,7 +246,14 @@ def main(argv):
         print("MP_APPEND_PAIR_HEAP %d" % append_heap())
         return
     quick = "--quick" in argv
-    res = {"raw": wear_raw(), "raw_capacity": capacity_raw(), "vfs": vfs_headroom(), "fallback": fallback(quick)}
+    res = {
+        "raw": wear_raw(),
+        "raw_2pct_torn": wear_raw(torn_every=50),
+        "raw_mount": mount_time(),
+        "raw_capacity": capacity_raw(),
+        "vfs": vfs_headroom(),
+        "fallback": fallback(quick),
+    }
     try:
         from tools import mprun
 

@@ -7,12 +7,13 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 from tunion import outcome as O
 from tunion.errors import JournalError
 from tunion.flashjournal import FlashJournal
-from tunion.record import KIND_COMPLETED, KIND_UNRESOLVED
+from tunion.journal import MAX_UNRESOLVED
+from tunion.record import Record, KIND_COMPLETED, KIND_UNRESOLVED, KIND_SETTLED, FLAG_MAC2_BAD
 from sim.nor import NorFlash
 from mpcases.journal_cases import header, intent
 
 SS = 512
-SECTORS = 6  # 4 segments of 5 payments: full after 40 records
+SECTORS = 6  # 4 segments of 5 payments, one kept for settlements: full after 30 records
 
 OPS = st.one_of(
     st.tuples(st.just("pay"), st.integers(1, 6)),
@@ -22,6 +23,9 @@ OPS = st.one_of(
     st.tuples(st.just("idle"), st.integers(1, 3)),
     st.tuples(st.just("reboot"), st.booleans()),
     st.tuples(st.just("refuse"), st.sampled_from(O.REFUSALS)),
+    st.tuples(st.just("torn"), st.sampled_from([KIND_UNRESOLVED, KIND_COMPLETED])),
+    st.tuples(st.just("settle"), st.integers(0, 3)),
+    st.tuples(st.just("drop"), st.integers(0, 3)),
 )
 
 
@@ -32,6 +36,7 @@ class Model:
         self.open = None
         self.ack = 0
         self.refusals = {}
+        self.listed = []  # (seq, rejected) of the unresolved list, oldest first
 
     def add(self, rec):
         self.recs[rec.seq] = bytes(rec.encode())
@@ -49,7 +54,8 @@ def check(j, m):
     assert j.next_seq == m.next
     assert (j.open_intent().seq if j.open_intent() is not None else None) == m.open
     assert j.refusals() == m.refusals
-    assert j.faults == []
+    assert [(e.seq, e.rejected) for e in j.unresolved()] == m.listed[-MAX_UNRESOLVED:]
+    assert [f for f in j.faults if not f[0].startswith("unresolved")] == []
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -73,8 +79,9 @@ def test_random_operations_match_the_model(ops):
                     except JournalError:
                         pass
                     if m.open is None:  # full: really full (every segment but part of the oldest unacknowledged)
-                        j.prepare()
-                        assert j.has_room() or len(m.visible()) >= 21
+                        j.prepare()  # (the depot's visit: erases allowed)
+                        tap_erases = nor.erases
+                        assert j.has_room() or len(m.visible()) >= 20
                     break
                 j.append_intent(r)
                 m.add(r)
@@ -89,6 +96,29 @@ def test_random_operations_match_the_model(ops):
             j.append_outcome(o)
             m.add(o)
             m.open = None
+            if arg == KIND_UNRESOLVED:
+                m.listed = (m.listed + [(o.ref, False)])[-MAX_UNRESOLVED:]
+        elif op == "torn" and m.open is None and j.has_room():
+            n += 1
+            r = intent(n)
+            j.append_intent(r)
+            m.add(r)
+            o = r.outcome(arg, FLAG_MAC2_BAD if arg == KIND_COMPLETED else 0)
+            j.append_outcome(o)
+            m.add(o)
+            m.listed = (m.listed + [(r.seq, arg == KIND_COMPLETED)])[-MAX_UNRESOLVED:]
+        elif op == "settle" and m.open is None:
+            unknown = [e for e in m.listed if not e[1]]
+            if unknown:
+                seq = unknown[arg % len(unknown)][0]
+                o = Record(KIND_SETTLED, ref=seq, balance=1, tac=b"\x01\x01\x01\x01")
+                j.append_settlement(o)
+                m.add(o)
+                m.listed.remove((seq, False))
+        elif op == "drop" and m.listed:
+            e = m.listed[arg % len(m.listed)]
+            j.drop_unresolved(e[0], "window" if e[1] else "expired")
+            m.listed.remove(e)
         elif op == "ack":
             upto = min(m.next - 1, m.ack + arg)
             j.acknowledge(upto)

@@ -77,7 +77,7 @@ def test_tear_after_debit_then_reboot_keeps_intent_open_until_recovered():
 
 
 def test_full_journal_refuses_payments_then_resumes_after_acknowledgement():
-    nor, rig = _rig(sectors=4, ss=512)  # 2 segments of 5 payments
+    nor, rig = _rig(sectors=5, ss=512)  # 3 segments of 5 payments; the third is the settlements' reserve
     card = make_card(balance=100000)
     paid = 0
     for _ in range(15):

@@ -7,252 +7,52 @@
     j.idle()                                          # between taps: at most one sector erase
 
 Same interface as tunion.journal.MemoryJournal (see there), plus idle()/prepare(), usage(), warning(), scan(),
-set_header(), raise_floor() and `faults`. Layout (docs/journal.md): sectors 0 and 1 hold the MetaStore
-(acknowledgement floor, refusal counters); every other sector is one segment: a 64-byte SegmentHeader, then
-records back to back. Segments are used in ring order; a sector is erased only when every record in it is
-acknowledged and it is not the head (the segment being written), so the head's header and records always carry
-the sequence floor. Reserved outcome slot: an intent is programmed only where INTENT_SIZE + 2 * OUTCOME_SIZE bytes
-are free in the head, and nothing is written into a segment between an intent and its outcome, so its outcome
-(and one retry after a torn outcome write) always fits without an erase.
+set_header(), raise_floor(), losses() and `faults`. Layout (docs/journal.md): sectors 0 and 1 hold the MetaStore
+(acknowledgement floor, refusal counters, the unresolved list's pins: tunion/jpins.py); every other sector is one
+segment: a 64-byte SegmentHeader, then records back to back. Segments are used in ring order; a sector is erased
+only when every record in it is acknowledged, it is not the head (the segment being written) and it holds neither
+the open intent nor an intent on the unresolved list, so the head's header and records always carry the sequence
+floor and every list entry's intent and terminal stay readable. Reserved outcome slot: an intent is programmed
+only where INTENT_SIZE + 2 * OUTCOME_SIZE bytes are free in the head, and nothing is written into a segment
+between an intent and its outcome, so its outcome (and one retry after a torn outcome write) always fits without
+an erase; beyond it has_room() keeps MAX_UNRESOLVED settlements' room (_RESERVE) in programmable flash.
+Mount never moves below the acknowledgement floor, the sequence floor, the checkpoint or any seq a readable record
+holds; the open intent is the newest record overall when it is an intent, in whatever sector it reads
+(tunion/flashmount.py).
 """
 from tunion.compat import const
 from tunion.errors import JournalError
-from tunion.journal import check_intent, check_outcome, take
-from tunion.record import KIND_INTENT, OUTCOME_SIZE, MAX_SIZE, size_of
+from tunion.journal import check_intent, check_outcome, check_settlement, take, joins_list
+from tunion.record import KIND_COMPLETED, OUTCOME_SIZE
 from tunion.outcome import ALL
-from tunion.segment import SegmentHeader, SegmentError, HEADER_SIZE, entries, last_non_ff, write_point, is_blank
-from tunion.jmeta import MetaStore, TAG_ACK, TAG_FLOOR, TAG_REFUSAL
+from tunion.segment import HEADER_SIZE
+from tunion.jmeta import TAG_FLOOR, TAG_ACK, TAG_REFUSAL, TAG_CHECK
+from tunion.flashmount import FlashMount, META_SECTORS, READY, SEG, LOSTHDR, FREEABLE, DIRTY, UNKNOWN
 
-# Sector states
-UNKNOWN = const(0)  # header reads blank; not yet checked to be blank all through
-READY = const(1)  # verified or freshly erased: may be opened on the tap path
-SEG = const(2)  # a valid segment header
-LOSTHDR = const(3)  # damaged header, but holds unacknowledged records: kept, read by salvage
-FREEABLE = const(4)  # every record acknowledged: erase when idle
-DIRTY = const(5)  # torn, half erased or foreign data and nothing unacknowledged: erase when idle
-
-_META = const(2)  # sectors 0 and 1
 _NEED = const(96)  # INTENT_SIZE + 2 * OUTCOME_SIZE (record.py): room an intent needs in the head (the reserved outcome slot)
+_RESERVE = const(384)  # MAX_UNRESOLVED * OUTCOME_SIZE: one settlement per list entry, never refused (issue 7)
+_CHECK_EVERY = const(32)  # idle() moves the checkpoint once it lags this many records: mount replays at most ~that
+_META_LOW = const(8)  # idle() compacts the meta sector when fewer entries are left (the tap path then never finds it full)
 
 
-class FlashJournal:
-    def __init__(self, dev, header=None):
-        self.dev = dev
-        self.ss = dev.ioctl(5, 0)
-        self.count = dev.ioctl(4, 0)
-        if self.count < _META + 2:
-            raise ValueError("a flash journal needs at least 4 sectors")
-        self.header = header if header is not None else SegmentHeader()
-        self._buf = bytearray(self.ss)
-        self._ff = b"\xff" * self.ss
-        self._rec = bytearray(MAX_SIZE)  # preallocated: the tap path encodes into it
-        self._hdr = bytearray(HEADER_SIZE)
-        self.meta = MetaStore(dev, 0, 1)
-        self.mount()
-
-    # ---- mount -------------------------------------------------------------------------------------------
-    def mount(self):
-        n = self.count
-        self.faults = []
-        self._fault_keys = {}
-        self.state = [READY] * n
-        self.segno = [-1] * n
-        self.first = [0] * n
-        self.head = -1
-        self.wp = HEADER_SIZE
-        self._open = None
-        self._new_segment = False
-        self._unsaved = {}  # refusal counters not yet in flash (meta sector full on the tap path)
-        m = self.meta.load()
-        self.ack = self.meta.get(TAG_ACK, 0)
-        self._refusals = {}
-        for k in m:
-            if k[0] == TAG_REFUSAL and k[1] < len(ALL):
-                self._refusals[ALL[k[1]]] = m[k]
-        nxt = max(1, self.meta.get(TAG_FLOOR, 0))
-        hb = self._hdr
-        for i in range(_META, n):
-            self.dev.readblocks(i, hb, 0)
-            if is_blank(hb):
-                self.state[i] = UNKNOWN
-                continue
-            try:
-                h, segno, first = SegmentHeader.decode(hb)
-            except SegmentError:
-                nxt = max(nxt, self._salvage(i))
-                continue
-            self.state[i] = SEG
-            self.segno[i] = segno
-            self.first[i] = first
-            if self.head < 0 or segno > self.segno[self.head]:
-                self.head = i
-            nxt = max(nxt, first)
-        self.next_seq = nxt
-        if self.head >= 0:
-            self._mount_head()
-        order = self._order()
-        self._check_segnos()
-        for i in order:
-            if i != self.head and self.first[i] > self.first[self.head]:
-                self._new_segment = True  # a salvaged segment holds newer records: do not append behind them
-        self._mark_freeable()
-
-    def _salvage(self, i):
-        """A sector whose header is damaged: keep it when it holds unacknowledged records, else erase later."""
-        buf = self._load(i)
-        last = last_non_ff(buf, HEADER_SIZE, self.ss)
-        lo = hi = 0
-        for off, rec in entries(buf, HEADER_SIZE, self.ss, last):
-            if rec and rec.seq > self.ack:
-                if lo == 0:
-                    lo = rec.seq
-                hi = rec.seq
-        if lo == 0:
-            self.state[i] = DIRTY
-            return 0
-        self.state[i] = LOSTHDR
-        self.first[i] = lo
-        self._fault("lost_header", i, 0, "segment header damaged; records %d..%d read without it" % (lo, hi))
-        return hi + 1
-
-    def _mount_head(self):
-        h = self.head
-        buf = self._load(h)
-        last = last_non_ff(buf, HEADER_SIZE, self.ss)
-        end = HEADER_SIZE
-        tail = None  # the last valid record in the head
-        torn = -1
-        tomb = False
-        for off, rec in entries(buf, HEADER_SIZE, self.ss, last):
-            if not rec:  # damaged, or a tombstone (False)
-                torn = off
-                tomb = rec is False
-                continue
-            torn = -1
-            tail = rec
-            end = off + rec.size
-        self.wp = write_point(end, last, HEADER_SIZE)
-        if tail is not None:
-            self.next_seq = max(self.next_seq, tail.seq + 1)
-        if torn >= 0:
-            # Unreadable bytes after the last record: their sequence number may have been seen, so it is not
-            # reused (idempotent over repeated boots). When the record's last byte is still erased it is a write
-            # cut short: its bytes are programmed to zero (a tombstone), so every later walk knows the skipped
-            # number is a torn write, not a lost record. A whole record that fails its CRC stays as it is and is
-            # reported as damage.
-            burnt = (tail.seq if tail is not None else self.first[h] - 1) + 1
-            n = size_of(buf[torn + 1]) or MAX_SIZE
-            partial = tomb or torn + n > self.ss or buf[torn + n - 1] == 0xFF
-            self._fault("torn" if partial else "damaged", h, torn, "unfinished or damaged record; seq %d skipped" % burnt)
-            self.next_seq = max(self.next_seq, burnt + 1)
-            if partial and not tomb and self.wp > torn:
-                self.dev.writeblocks(h, bytes(self.wp - torn), torn)
-        if tail is None:
-            prev = self._previous(h)
-            if prev >= 0:  # an intent whose outcome opened a new segment, cut before the outcome landed
-                for off, rec in self._walk(prev):
-                    tail = rec
-        if tail is not None and tail.kind == KIND_INTENT and tail.seq > 0:
-            self._open = tail
-
-    def _previous(self, i):
-        order = self._order()
-        k = order.index(i) if i in order else -1
-        return order[k - 1] if k > 0 else -1
-
-    def _check_segnos(self):
-        segs = [i for i in range(_META, self.count) if self.state[i] == SEG]
-        segs.sort(key=lambda i: self.segno[i])
-        for k in range(1, len(segs)):
-            a, b = segs[k - 1], segs[k]
-            if self.segno[b] - self.segno[a] > 1 and self.first[b] - 1 > self.ack:
-                self._fault(
-                    "lost_segment",
-                    b,
-                    0,
-                    "segments %d..%d missing: records before %d lost" % (self.segno[a] + 1, self.segno[b] - 1, self.first[b]),
-                )
-
-    # ---- helpers -----------------------------------------------------------------------------------------
-    def _fault(self, kind, sector, off, detail):
-        key = (kind, sector, off)
-        if key not in self._fault_keys:
-            self._fault_keys[key] = 1
-            self.faults.append((kind, sector, off, detail))
-
-    def _load(self, i):
-        self.dev.readblocks(i, self._buf, 0)
-        return self._buf
-
-    def _order(self):
-        """Sectors holding records (or the head), oldest first."""
-        live = [i for i in range(_META, self.count) if self.state[i] == SEG or self.state[i] == LOSTHDR]
-        live.sort(key=lambda i: (self.first[i], self.segno[i]))
-        return live
-
-    def _walk(self, i):
-        """Yield the valid records of sector i in order; damaged stretches and sequence gaps become faults."""
-        buf = self._load(i)
-        last = last_non_ff(buf, HEADER_SIZE, self.ss)
-        expect = self.first[i] if self.state[i] == SEG else 0  # a salvaged segment's first seq is unknown
-        tomb = False
-        for off, rec in entries(buf, HEADER_SIZE, self.ss, last):
-            if rec is None:
-                self._fault("damaged", i, off, "unreadable bytes skipped")
-                tomb = False
-                continue
-            if rec is False:
-                tomb = True
-                continue
-            if rec.seq < expect:
-                self._fault("order", i, off, "seq %d after %d: ignored" % (rec.seq, expect - 1))
-                continue
-            if rec.seq > expect and expect:
-                if tomb and rec.seq == expect + 1:
-                    self._fault("torn", i, off, "seq %d skipped after an interrupted write" % expect)
-                else:
-                    self._fault("gap", i, off, "records %d..%d missing" % (expect, rec.seq - 1))
-            tomb = False
-            expect = rec.seq + 1
-            yield off, rec
-
-    def _mark_freeable(self):
-        order = self._order()
-        for k in range(len(order) - 1):
-            i = order[k]
-            last_seq = self.first[order[k + 1]] - 1
-            if i == self.head or last_seq > self.ack:
-                break
-            if self._open is not None and self.first[i] <= self._open.seq <= last_seq:
-                break
-            self.state[i] = FREEABLE
-
-    def _find_ready(self):
-        """A sector that may be opened now without an erase, in ring order after the head (reads only)."""
-        n = self.count - _META
-        start = self.head if self.head >= 0 else _META
-        for k in range(1, n + 1):
-            i = _META + (start - _META + k) % n
-            st = self.state[i]
-            if st == UNKNOWN:
-                st = READY if self._load(i) == self._ff else DIRTY
-                self.state[i] = st
-            if st == READY:
-                return i
-        return -1
-
+class FlashJournal(FlashMount):
     def _open_segment(self):
         i = self._find_ready()
         if i < 0:
             return False
         segno = self.segno[self.head] + 1 if self.head >= 0 else 1
+        for k in range(META_SECTORS, self.count):  # a salvaged sector's records may be newer than the head's number
+            if self.segno[k] >= segno:
+                segno = self.segno[k] + 1
         self.dev.writeblocks(i, self.header.encode(segno, self.next_seq, self._hdr), 0)
         self.state[i] = SEG
         self.segno[i] = segno
         self.first[i] = self.next_seq
+        self.term[i] = self.header.terminal
         self.head = i
         self.wp = HEADER_SIZE
         self._new_segment = False
+        self._behind = False
         return True
 
     def _program(self, rec):
@@ -263,28 +63,78 @@ class FlashJournal:
         self.next_seq += 1
         return rec.seq
 
+    def _room_for(self, n):
+        """The head takes n more bytes (else the record opens an erased sector)."""
+        return self.head >= 0 and not self._behind and self.wp + n <= self.ss
+
     # ---- the journal interface -----------------------------------------------------------------------------
     def has_room(self):
-        if self.head >= 0 and not self._new_segment and self.wp + _NEED <= self.ss:
-            return True
-        return self._find_ready() >= 0
+        # Room for the intent and its outcome slot, and beyond it for MAX_UNRESOLVED settlements (_RESERVE), all
+        # in the head or in sectors already erased: the tap path never waits for an erase.
+        per = (self.ss - HEADER_SIZE) // OUTCOME_SIZE
+        want = _RESERVE // OUTCOME_SIZE
+        if self._room_for(_NEED) and not self._new_segment:
+            spare, need = (self.ss - self.wp - _NEED) // OUTCOME_SIZE, 0
+        else:
+            spare, need = (self.ss - HEADER_SIZE - _NEED) // OUTCOME_SIZE, 1
+        if spare < want:
+            need += (want - spare + per - 1) // per
+        return need == 0 or self._ready(need) >= need
 
     def append_intent(self, rec):
         check_intent(self._open, rec)
-        if self.head < 0 or self._new_segment or self.wp + _NEED > self.ss:
+        if not self.has_room():
+            raise JournalError("journal full")
+        if not self._room_for(_NEED) or self._new_segment:
             if not self._open_segment():
                 raise JournalError("journal full")
+        loc = (self.head, self.wp)
         seq = self._program(rec)
         self._open = rec
+        self._open_loc = loc
         return seq
 
     def append_outcome(self, rec):
         check_outcome(self._open, rec)
-        if self.wp + OUTCOME_SIZE > self.ss and not self._open_segment():
+        if not self._room_for(OUTCOME_SIZE) and not self._open_segment():
             raise JournalError("journal full: no erased sector for the outcome")
         seq = self._program(rec)
+        intent, loc = self._open, self._open_loc
         self._open = None
+        self._open_loc = None
+        if joins_list(rec):  # one pin program (and, when nothing is deferred, the checkpoint's)
+            self._add(intent, loc[0], loc[1], rec.kind == KIND_COMPLETED)
+            self.pins.checkpoint(self.next_seq - 1)
         return seq
+
+    def append_settlement(self, rec):
+        check_settlement(self._open, self._list.entries, rec)
+        if not self._room_for(OUTCOME_SIZE) and not self._open_segment():  # has_room() kept the reserve for it
+            raise JournalError("journal full: no erased sector for the settlement")
+        seq = self._program(rec)
+        self._remove(rec.ref)
+        self.pins.checkpoint(self.next_seq - 1)
+        return seq
+
+    def unresolved(self):
+        return list(self._list.entries)
+
+    def drop_unresolved(self, seq, why):
+        e = self._remove(seq)
+        if e is not None:
+            if not e.rejected:
+                self._list_fault("unresolved_expired", seq, "intent %d left the unresolved list unsettled (%s)" % (seq, why))
+            self.pins.checkpoint(self.next_seq - 1)
+
+    def count_no_tac(self, card_no):
+        self.pins.count_no_tac(card_no)
+
+    def no_tac_counts(self):
+        return self.pins.no_tac_counts()
+
+    def losses(self):
+        """(entries that left the full list, unknown entries dropped unsettled): for the board's life."""
+        return self.pins.lost[0], self.pins.lost[1]
 
     def open_intent(self):
         return self._open
@@ -306,6 +156,8 @@ class FlashJournal:
         upto = min(upto_seq, self.next_seq - 1)
         if upto <= self.ack:
             return
+        self.pins.flush()  # every list change durable before any segment becomes erasable
+        self.pins.checkpoint(self.next_seq - 1, True)
         self.ack = upto
         self.meta.put(TAG_ACK, 0, upto, True)  # durable before anything is erased
         self._mark_freeable()
@@ -321,12 +173,22 @@ class FlashJournal:
 
     # ---- housekeeping (not on the tap path) ----------------------------------------------------------------
     def idle(self, budget=1):
-        """Between taps: save deferred counters, then erase at most `budget` sectors that are free (oldest
-        acknowledged segment first). Returns the number of erases done."""
+        """Between taps: save deferred counters and pins, move the checkpoint, compact a nearly full meta sector,
+        then erase free sectors (oldest acknowledged segment first), at most `budget` erases in all. Returns the
+        number of erases done."""
+        m = self.meta
         for status in list(self._unsaved):
-            self.meta.put(TAG_REFUSAL, ALL.index(status), self._unsaved.pop(status), True)
+            m.put(TAG_REFUSAL, ALL.index(status), self._unsaved.pop(status), True)
+        deferred = bool(self.pins.unsaved)
+        self.pins.flush()
+        if deferred or self.next_seq - 1 - m.get(TAG_CHECK, 0) >= _CHECK_EVERY:
+            self.pins.checkpoint(self.next_seq - 1, True)
         done = 0
-        free = [i for i in range(_META, self.count) if self.state[i] in (FREEABLE, DIRTY)]
+        if m.room() < _META_LOW and m.room_after_compact() >= 2 * _META_LOW:
+            m.compact()
+            done += 1
+        self._mark_freeable()
+        free = [i for i in range(META_SECTORS, self.count) if self.state[i] in (FREEABLE, DIRTY)]
         free.sort(key=lambda i: (self.state[i] != FREEABLE, self.segno[i]))
         for i in free:
             if done >= budget:
@@ -334,9 +196,10 @@ class FlashJournal:
             self.dev.ioctl(6, i)
             self.state[i] = READY
             self.segno[i] = -1
+            self.term[i] = None
             done += 1
         if done < budget:
-            for i in range(_META, self.count):
+            for i in range(META_SECTORS, self.count):
                 if self.state[i] == UNKNOWN:
                     self.state[i] = READY if self._load(i) == self._ff else DIRTY
         return done
@@ -366,9 +229,9 @@ class FlashJournal:
     def usage(self):
         """(bytes used, bytes total) of the record area; acknowledged segments count as free."""
         per = self.ss - HEADER_SIZE
-        total = (self.count - _META) * per
+        total = (self.count - META_SECTORS) * per
         used = 0
-        for i in range(_META, self.count):
+        for i in range(META_SECTORS, self.count):
             st = self.state[i]
             if st == SEG or st == LOSTHDR:
                 used += (self.wp - HEADER_SIZE) if i == self.head else per

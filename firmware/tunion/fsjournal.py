@@ -3,24 +3,28 @@
     j = FsJournal(OsFs(), SegmentHeader(board_id=uid), reserve=404 * 1024)   # files under /journal
     seq = j.append_intent(rec)     # opened, appended, closed: durable, but LittleFS erases (docs/journal.md)
 
-Same interface as tunion.flashjournal.FlashJournal. Each segment is a file `/journal/s<segno>` (the 64-byte
+Same interface as tunion.flashjournal.FlashJournal (the unresolved list included). Each segment is a file `/journal/s<segno>` (the 64-byte
 SegmentHeader, then records, at most `seg_bytes`); an append opens the file, writes and closes it, the only way
 LittleFS makes it durable, and that copies the file's last block into a freshly erased one: about two erases per
-append on the tap path (measured in bench/bench_journal.py). `/journal/state` (acknowledgement floor, sequence
-floor, refusal counters; replaced atomically by write-then-rename) is rewritten on acknowledge and, when counters
-changed, in idle(). The head segment file is never removed, so it and `state` keep the sequence floor; the depot's
-flashing copies application files and never removes /journal (docs/journal.md).
+append on the tap path (measured in bench/bench_journal.py). `/journal/state` (tunion/jstate.py: acknowledgement floor, sequence
+floor, counters, the unresolved list with its intents and a checkpoint; replaced atomically by write-then-rename)
+is rewritten on acknowledge and, when something changed, in idle(): the tap path writes records only, and a mount
+replays the records after the checkpoint, so a list change a cut kept from the state file is found again. A segment
+file is removed only when it is not the head and holds no open intent and no intent on the list, so the head keeps
+the sequence floor; the depot's flashing copies application files and never removes /journal (docs/journal.md).
 """
 import os
-from tunion.compat import const, crc32, u32, put_u32
+from tunion.compat import const
 from tunion.errors import JournalError
-from tunion.journal import check_intent, check_outcome, take
-from tunion.record import KIND_INTENT
+from tunion.journal import check_intent, check_outcome, check_settlement, take, joins_list, list_change, no_tac_key
+from tunion.journal import Unresolved, UnresolvedList
+from tunion.record import Record, KIND_INTENT, KIND_COMPLETED, OUTCOME_SIZE
 from tunion.outcome import ALL
 from tunion.segment import SegmentHeader, SegmentError, HEADER_SIZE, entries, last_non_ff
+from tunion.jstate import State
 
-_STATE_SIZE = const(84)  # magic 4, ack 4, floor 4, 17 counters * 4, CRC 4
-_COUNTERS = const(17)  # counters of outcome.ALL[0:17] (statuses appended later are never refusals)
+_CHECK_EVERY = const(64)  # idle() saves the state once the checkpoint lags this many records: mount replays ~that
+_SLACK_BLOCKS = const(5)  # intent, outcome, copy-on-write slack, and the settlements' reserve (one segment file)
 
 
 class OsFs:
@@ -75,66 +79,154 @@ class FsJournal:
         self._new_segment = False
         self._dirty = False
         self.segs = []  # [segno, first_seq, size] oldest first
+        self.term = {}  # segno -> terminal number of its header
         st = self._load_state()
-        self.ack, floor = st[0], st[1]
-        self._refusals = st[2]
+        self.ack = st.ack
+        if st.version == 1:
+            st.check = st.ack  # a journal from before the list: replay its unacknowledged records once
+        self._refusals = {}
+        for k in range(min(len(st.counters), len(ALL))):
+            if st.counters[k]:
+                self._refusals[ALL[k]] = st.counters[k]
+        self.lost = list(st.lost)
+        self._no_tac = {}
+        for card, n in st.no_tac:
+            self._no_tac[card] = n
+        for kind, k in (("unresolved_overflow", 0), ("unresolved_expired", 1)):
+            if self.lost[k]:
+                self.faults.append((kind, 0, self.lost[k], "%d intents left the unresolved list unsettled" % self.lost[k]))
         names = []
         for name in self.fs.listdir(self.root):
             if len(name) == 9 and name[0] == "s" and name[1:].isdigit():
                 names.append(int(name[1:]))
         names.sort()
-        nxt = max(1, floor)
+        # The floor: never below the acknowledgement floor, the saved floor or any record still readable.
+        nxt = max(1, st.floor, st.ack + 1, st.check + 1)
         for segno in names:
             raw = _read(self.fs, self._path(segno), HEADER_SIZE)  # only the header: boot reads little
             try:
                 h, sn, first = SegmentHeader.decode(raw[:HEADER_SIZE])
+                self.term[segno] = h.terminal
             except SegmentError:
                 self.faults.append(("lost_header", segno, 0, "segment file header damaged"))
                 raw = _read(self.fs, self._path(segno))
                 first = 0
                 for off, rec in entries(raw, HEADER_SIZE, len(raw), last_non_ff(raw, HEADER_SIZE, len(raw))):
                     if rec:
-                        first = rec.seq
-                        break
+                        first = first or rec.seq
+                        nxt = max(nxt, rec.seq + 1)
                 if first == 0:
                     continue
             self.segs.append([segno, first, len(raw)])
             nxt = max(nxt, first)
         self.next_seq = nxt
-        if self.segs:
-            self.segs[-1][2] = len(_read(self.fs, self._path(self.segs[-1][0])))  # the head's true size
+        recent = []  # (rec, segno): the records after the checkpoint, oldest first
+        for k in range(len(self.segs)):
+            seg = self.segs[k]
+            last = k == len(self.segs) - 1
+            if last:
+                seg[2] = len(_read(self.fs, self._path(seg[0])))  # the head's true size
+            elif self.segs[k + 1][1] - 1 <= st.check:
+                continue
             tail = None
-            for rec in self._walk(self.segs[-1]):
+            for rec in self._walk(seg):
                 tail = rec
+                if rec.seq > st.check:
+                    recent.append((rec, seg[0]))
             if tail is not None:
                 self.next_seq = max(self.next_seq, tail.seq + 1)
-                if tail.kind == KIND_INTENT:
+                if last and tail.kind == KIND_INTENT:
                     self._open = tail
+        self._check = st.check
+        self._rebuild(st, recent)
         self._refresh()
 
+    def _rebuild(self, st, recent):
+        """The unresolved list: the state file's, then the list changes of the records after its checkpoint."""
+        self._list = UnresolvedList(self._list_fault)
+        self._segof = {}  # seq -> segno of each entry's intent (that file is kept while the entry lives)
+        for raw, term, rejected in st.entries:
+            rec = Record.decode(raw)
+            self._list.entries.append(Unresolved(rec, term, rejected))
+            self._segof[rec.seq] = self._seg_holding(rec.seq)
+        intents = {}
+        for rec, segno in recent:
+            if rec.kind == KIND_INTENT:
+                intents[rec.seq] = (rec, segno)
+                continue
+            ch = list_change(rec)
+            if ch is None:
+                continue
+            if ch[0] > 0 and rec.ref not in self._segof:
+                got = intents.get(rec.ref) or self._find_intent(rec.ref)
+                if got is None:
+                    self._fault(("unresolved_lost", rec.ref, 0, "intent %d of an unresolved outcome unreadable" % rec.ref))
+                    continue
+                self._add(got[0], got[1], ch[1])
+            elif ch[0] < 0:
+                self._remove(rec.ref)
+
+    def _seg_holding(self, seq):
+        segno = -1
+        for seg in self.segs:
+            if seg[1] <= seq:
+                segno = seg[0]
+        return segno
+
+    def _find_intent(self, seq):
+        for seg in self.segs:
+            if seg[1] <= seq:
+                for rec in self._walk(seg):
+                    if rec.seq == seq and rec.kind == KIND_INTENT:
+                        return rec, seg[0]
+        return None
+
+    def _add(self, intent, segno, rejected):
+        if segno not in self.term:  # its header is damaged: the terminal in force now stands in (reported)
+            self._fault(("terminal_guessed", segno, 0, "header lost: entry %d takes today's terminal" % intent.seq))
+        e = Unresolved(intent, self.term.get(segno, self.header.terminal), rejected)
+        old = self._list.add(e)
+        if old is not None:
+            self._segof.pop(old.seq, None)
+        if old is not e:
+            self._segof[intent.seq] = segno
+        self._dirty = True
+
+    def _remove(self, seq):
+        e = self._list.remove(seq)
+        if e is not None:
+            self._segof.pop(seq, None)
+            self._dirty = True
+        return e
+
+    def _list_fault(self, kind, seq, detail):
+        self._fault((kind, seq, 0, detail))
+        self.lost[0 if kind == "unresolved_overflow" else 1] += 1
+        self._dirty = True
+
     def _load_state(self):
-        refusals = {}
         try:
             b = _read(self.fs, self.root + "/state")
         except OSError:
-            return 0, 0, refusals
-        if len(b) != _STATE_SIZE or b[0:4] != b"TJS1" or crc32(b[:80]) & 0xFFFFFFFF != u32(b, 80):
+            return State()
+        try:
+            return State.decode(b)
+        except ValueError:
             self.faults = [("state", 0, 0, "state file damaged: acknowledgement floor and counters reset")]
-            return 0, 0, refusals
-        for k in range(_COUNTERS):
-            n = u32(b, 12 + 4 * k)
-            if n:
-                refusals[ALL[k]] = n
-        return u32(b, 4), u32(b, 8), refusals
+            return State()
 
     def _save_state(self):
-        b = bytearray(_STATE_SIZE)
-        b[0:4] = b"TJS1"
-        put_u32(b, 4, self.ack)
-        put_u32(b, 8, self.next_seq)
-        for k in range(_COUNTERS):
-            put_u32(b, 12 + 4 * k, self._refusals.get(ALL[k], 0))
-        put_u32(b, 80, crc32(memoryview(b)[:80]) & 0xFFFFFFFF)
+        st = State()
+        st.ack = self.ack
+        st.floor = self.next_seq
+        st.check = self.next_seq - 1  # every list change so far is in this file
+        st.lost = list(self.lost)
+        st.counters = [self._refusals.get(s, 0) for s in ALL]
+        for e in self._list.entries:
+            st.entries.append((bytes(e.intent.encode()), e.terminal, e.rejected))
+        for card in self._no_tac:
+            st.no_tac.append((card, self._no_tac[card]))
+        b = st.encode()
         tmp = self.root + "/state.new"
         f = self.fs.open(tmp, "wb")
         try:
@@ -143,6 +235,7 @@ class FsJournal:
             f.close()
         self.fs.rename(tmp, self.root + "/state")
         self._dirty = False
+        self._check = st.check
 
     def _walk(self, seg):
         raw = _read(self.fs, self._path(seg[0]))
@@ -195,10 +288,10 @@ class FsJournal:
         return self._free
 
     def has_room(self):
-        # A replacement file, plus a block for the intent, a block for its outcome and a block of slack for
-        # LittleFS's copy-on-write metadata. _free is the figure of the last idle(), less a block per segment
-        # file opened since.
-        return self._free >= self.reserve + 3 * self._bsize
+        # A replacement file, plus a block for the intent, a block for its outcome, a block of slack for
+        # LittleFS's copy-on-write metadata, and two for MAX_UNRESOLVED settlements (384 bytes, perhaps in a new
+        # segment file). _free is the figure of the last idle(), less a block per segment file opened since.
+        return self._free >= self.reserve + _SLACK_BLOCKS * self._bsize
 
     def append_intent(self, rec):
         check_intent(self._open, rec)
@@ -218,8 +311,40 @@ class FsJournal:
             seq = self._append(rec, False)  # the intent left room for it in the same file
         except OSError as e:
             raise JournalError("outcome not stored: %s" % e)
+        intent = self._open
         self._open = None
+        if joins_list(rec):  # RAM only: the state file is written in idle(); a mount replays this record
+            self._add(intent, self._seg_holding(intent.seq), rec.kind == KIND_COMPLETED)
         return seq
+
+    def append_settlement(self, rec):
+        check_settlement(self._open, self._list.entries, rec)
+        new = not self.segs or self.segs[-1][2] + OUTCOME_SIZE > self.seg_bytes
+        try:
+            seq = self._append(rec, new)  # has_room() kept the reserve for it
+        except OSError as e:
+            raise JournalError("settlement not stored: %s" % e)
+        self._remove(rec.ref)
+        return seq
+
+    def unresolved(self):
+        return list(self._list.entries)
+
+    def drop_unresolved(self, seq, why):
+        e = self._remove(seq)
+        if e is not None and not e.rejected:
+            self._list_fault("unresolved_expired", seq, "intent %d left the unresolved list unsettled (%s)" % (seq, why))
+
+    def count_no_tac(self, card_no):
+        k = no_tac_key(self._no_tac, card_no)
+        self._no_tac[k] = self._no_tac.get(k, 0) + 1
+        self._dirty = True  # saved by idle(), like the refusal counters
+
+    def no_tac_counts(self):
+        return dict(self._no_tac)
+
+    def losses(self):
+        return self.lost[0], self.lost[1]
 
     def open_intent(self):
         return self._open
@@ -241,14 +366,22 @@ class FsJournal:
         if upto <= self.ack:
             return
         self.ack = upto
-        self._save_state()  # durable before any segment file is removed
-        open_seq = self._open.seq if self._open is not None else -1
-        while len(self.segs) > 1:
-            seg, nxt = self.segs[0], self.segs[1]
-            if nxt[1] - 1 > self.ack or seg[1] <= open_seq < nxt[1]:
+        self._save_state()  # durable (the list too) before any segment file is removed
+        keep = {}  # files holding the open intent or an intent on the unresolved list
+        for seq in self._segof:
+            keep[self._segof[seq]] = 1
+        if self._open is not None:
+            keep[self._seg_holding(self._open.seq)] = 1
+        k = 0
+        while k < len(self.segs) - 1:
+            seg, nxt = self.segs[k], self.segs[k + 1]
+            if nxt[1] - 1 > self.ack:
                 break
+            if seg[0] in keep:
+                k += 1
+                continue
             self.fs.remove(self._path(seg[0]))
-            self.segs.pop(0)
+            self.segs.pop(k)
         self._refresh()
 
     def count_refusal(self, status):
@@ -261,8 +394,9 @@ class FsJournal:
 
     # ---- housekeeping --------------------------------------------------------------------------------------
     def idle(self, budget=1):
-        """Between taps: save changed counters (write and rename: LittleFS erases), refresh the free space."""
-        if self._dirty:
+        """Between taps: save the state when counters or the list changed or the checkpoint lags _CHECK_EVERY
+        records (write and rename: LittleFS erases), refresh the free space."""
+        if self._dirty or self.next_seq - 1 - self._check >= _CHECK_EVERY:
             self._save_state()
         self._refresh()
         return 0

@@ -35,6 +35,7 @@ from tunion.errors import JournalError
 from tunion.record import Record, KIND_INTENT, KIND_UNRESOLVED, KIND_COMPLETED, FLAG_MAC2_BAD, SETTLEMENTS
 
 MAX_UNRESOLVED = const(16)  # validator.md section 3: the list holds at least 16 entries
+NO_TAC_CARDS = const(32)  # cards counted one by one for no-TAC recoveries; the rest share key 0 (docs/journal.md)
 
 
 class Unresolved:
@@ -99,6 +100,25 @@ class UnresolvedList:
             if self.entries[k].intent.seq == seq:
                 return self.entries.pop(k)
         return None
+
+
+def list_change(rec):
+    """What a record does to the unresolved list, for the journals' rebuild at mount: (1, rejected) for an
+    outcome that puts its intent (rec.ref) on it, (-1, False) for a settlement (removes rec.ref), None else."""
+    if joins_list(rec):
+        return 1, rec.kind == KIND_COMPLETED
+    if rec.kind in SETTLEMENTS:
+        return -1, False
+    return None
+
+
+def no_tac_key(counts, card_no):
+    """The key a no-TAC recovery of card_no is counted under: the card itself while fewer than NO_TAC_CARDS
+    cards are counted (or it already is), else 0 ("other cards")."""
+    if card_no in counts:
+        return card_no
+    n = len(counts) - (1 if 0 in counts else 0)
+    return card_no if n < NO_TAC_CARDS and card_no != 0 else 0
 
 
 def check_intent(open_intent, rec):

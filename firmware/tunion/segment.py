@@ -36,6 +36,13 @@ _MAGIC0 = const(0x54)  # "T"
 _MAGIC1 = const(0x4A)  # "J"
 
 
+# The limits of every configuration field a segment header holds (finding 11: load_config checks these, so a
+# configuration that loads never breaks the journal): text fields in bytes of UTF-8, the configuration version
+# as an unsigned 32-bit number. The other header fields come from the board and the PSAM, not the configuration.
+HEADER_TEXT_LIMITS = {"line": 8, "vehicle": 10}
+CONFIG_VERSION_RANGE = (0, 0xFFFFFFFF)
+
+
 class SegmentError(ValueError):
     """Bytes that are not a valid segment header."""
 
@@ -82,8 +89,10 @@ class SegmentHeader:
         self.board_id = _field(board_id, 8)
         self.psam_no = _field(psam_no, 10)
         self.terminal = _field(terminal, 6)
-        self.line = _field(line, 8)
-        self.vehicle = _field(vehicle, 10)
+        self.line = _field(line, HEADER_TEXT_LIMITS["line"])
+        self.vehicle = _field(vehicle, HEADER_TEXT_LIMITS["vehicle"])
+        if not isinstance(config_version, int) or not CONFIG_VERSION_RANGE[0] <= config_version <= CONFIG_VERSION_RANGE[1]:
+            raise ValueError("configuration version %r outside 0..2**32-1" % (config_version,))
         self.config_version = config_version
         self.fw_version = fw_version if isinstance(fw_version, str) else "%d.%d.%d" % tuple(fw_version)
         _fw_tuple(self.fw_version)  # ValueError now rather than at the first append
