@@ -28,7 +28,7 @@ from tunion.softsam import SoftSam, MemoryTtcStore
 from tunion.clock import secs_from_civil
 from sim import keys
 from sim.card import make_card, make_other_city_card, BEFORE, AFTER
-from sim.nor import NorFlash, PowerCut
+from sim.nor import NorFlash, PowerCut, cuts_for
 from sim.oracle import Tap, Ride, check, ACCEPTED
 from sim.rig import test_config, sam_keys
 
@@ -109,11 +109,12 @@ class Validator:
         self._raw = {}  # seq -> bytes, to see a record change
         self.lost = []
         self.top = 0
+        self.acked = 0  # the depot's acknowledgement: records up to here may leave the journal
         self.reboots = 0
         self._sam()
         self.terminal = self.psam.terminal
         if journal == "flash":
-            self.nor = NorFlash(sectors, sector_size)
+            self.nor = NorFlash(sectors, sector_size, log=True)
             self.header = SegmentHeader(b"BOARD%03d" % vi, self.psam.serial, self.terminal, "101", "B-1234", 1)
             self.journal = None
             self._mount()
@@ -161,6 +162,17 @@ class Validator:
             return True
         return False
 
+    def acknowledge(self):
+        """The depot pulls everything (kept here first) and acknowledges it; the flash may then free it."""
+        self.sync()
+        self.acked = self.top
+        try:
+            self.journal.acknowledge(self.top)
+        except PowerCut:
+            self.reboot()
+            return True
+        return False
+
     def sync(self, full=False):
         """Read the journal: new records are kept; a record returned before must come back unchanged."""
         got = self.journal.read_from(0 if full else self.top + 1, 1000000)
@@ -178,7 +190,7 @@ class Validator:
                 self.top = r.seq
         if full:
             for seq in self.records:
-                if seq not in seen:
+                if seq not in seen and seq > self.acked:
                     self.lost.append("record %d (%r) no longer returned after a remount" % (seq, self.records[seq]))
 
 
@@ -195,10 +207,10 @@ class _Passenger:
 
 class Journey:
     def __init__(self, card_list, doors=1, journal="memory", config=None, sectors=16, forget_at_reboot=False,
-                 kinds=None):
+                 kinds=None, sector_size=4096):
         if doors < 1 or doors > len(TERMINALS):
             raise ValueError("1..%d doors" % len(TERMINALS))
-        self.validators = [Validator(i, journal, config, sectors, 4096, forget_at_reboot) for i in range(doors)]
+        self.validators = [Validator(i, journal, config, sectors, sector_size, forget_at_reboot) for i in range(doors)]
         self.config = self.validators[0].config
         self.passengers = [_Passenger(i, card_list[i], (kinds[i] if kinds else "")) for i in range(len(card_list))]
         self.taps = []
@@ -328,18 +340,20 @@ def _gap(rng):
 
 def random_journey(seed, passengers=6, rides=3, doors=1, journal="memory", tear_p=0.35, second_tear_p=0.35,
                    bystander_p=0.5, reboot_p=0.0, give_up_p=0.15, linger_p=0.3, max_attempts=5, forget_at_reboot=False,
-                   cut=None, sectors=16, config=None):
+                   cut=None, sectors=16, config=None, sector_size=4096, ack_every=0):
     """Build and play a random journey (replayable from the seed); returns the Journey (then .report()).
-    cut = (door, flash operation index, partial) cuts that door's power at that NOR operation (sim.nor)."""
+    cut = (door, flash operation index, partial) cuts that door's power at that NOR operation (sim.nor);
+    ack_every = n: the depot acknowledges everything every n taps (so the flash ring frees, erases and wraps)."""
     rng = Rng(seed)
     kinds = [rng.pick(KINDS) for _ in range(passengers)]
     cl = [card_for(kinds[i], i) for i in range(passengers)]
-    j = Journey(cl, doors, journal, config, sectors, forget_at_reboot, kinds)
+    j = Journey(cl, doors, journal, config, sectors, forget_at_reboot, kinds, sector_size)
     if cut is not None:
         j.validators[cut[0]].nor.cut_at = (cut[1], cut[2])
     for ps in j.passengers:
         ps.rides_left = rng.between(1, rides)
     active = [ps.ci for ps in j.passengers]
+    acks = 0
     while active:
         p = rng.pick(active)
         ps = j.passengers[p]
@@ -369,6 +383,11 @@ def random_journey(seed, passengers=6, rides=3, doors=1, journal="memory", tear_
                 qs = j.passengers[q]
                 if st in ACCEPTED or qs.ride is None:
                     qs.rides_left -= 1
+        if ack_every and len(j.taps) // ack_every != acks:
+            acks = len(j.taps) // ack_every
+            for v in j.validators:
+                if v.acknowledge():
+                    j.cuts += 1
         active = [q for q in active if j.passengers[q].rides_left > 0]
     return j
 
@@ -378,9 +397,110 @@ def run(seed, **kw):
     return random_journey(seed, **kw).report()
 
 
-def flash_ops(seed, door=0, **kw):
-    """(first, end): the flash operations of door's NOR in a journey without cuts, after the validator was set up:
-    the cut points of a power-cut sweep."""
+def cut_points(seed, door=0, inside=True, **kw):
+    """The power cuts a sweep tries on door's NOR flash for random_journey(seed, journal="flash", **kw): every
+    operation after the set-up not started (partial None) and, with `inside`, cut inside as sim.nor.cuts_for says.
+    Returns [(operation index, partial)]; pass each as cut=(door, index, partial)."""
     kw["journal"] = "flash"
-    j = random_journey(seed, **kw)
-    return j.validators[door].first_op, j.validators[door].nor.ops
+    v = random_journey(seed, **kw).validators[door]
+    out = []
+    for k in range(v.first_op, v.nor.ops):
+        out.append((k, None))
+        if inside:
+            for partial in cuts_for(v.nor.log[k]):
+                out.append((k, partial))
+    return out
+
+
+# ---- scripted journeys: the issue 7 findings that a SimCard can show (5 and 6 need a forged card) ---------------
+_DEBIT = 6  # APDU index of DEBIT in a clean compound tap: PPSE, AID, EF17, EF1E, INITIALIZE, UPDATE CACHE, DEBIT
+_PROVE = 2  # ... and of GET TRANSACTION PROVE in a recovery tap: PPSE, AID, PROVE
+
+
+def finding1(journal="memory"):
+    """Torn after DEBIT; another card pays; back, torn again at GET TRANSACTION PROVE; back once more."""
+    j = Journey(cards(2), 1, journal)
+    j.tap(0, 0, tear=(_DEBIT, AFTER))
+    j.tap(1, 0, note="bystander")
+    j.tap(0, 0, tear=(_PROVE, BEFORE), gap_ms=5000)
+    j.tap(0, 0, gap_ms=3000)
+    return j
+
+
+def finding2(journal="memory"):
+    """Torn after DEBIT, recovered, and the card is read again 300 ms later."""
+    j = Journey(cards(1), 1, journal)
+    j.tap(0, 0, tear=(_DEBIT, AFTER))
+    j.tap(0, 0, gap_ms=3000)
+    j.tap(0, 0, gap_ms=300, linger=True)
+    return j
+
+
+def finding3(journal="memory"):
+    """Torn after DEBIT; another card pays; the validator reboots; back 20 s later."""
+    j = Journey(cards(2), 1, journal)
+    j.tap(0, 0, tear=(_DEBIT, AFTER))
+    j.tap(1, 0, note="bystander")
+    j.reboot(0)
+    j.tap(0, 0, gap_ms=20000)
+    return j
+
+
+def finding4(journal="memory"):
+    """Front door torn just before its DEBIT reaches the card; the card pays at the rear door; back at the front."""
+    j = Journey(cards(1), 2, journal)
+    j.tap(0, 0, tear=(_DEBIT, BEFORE))
+    j.give_up(0)
+    j.tap(0, 1, gap_ms=4000)
+    j.tap(0, 0, gap_ms=4000)
+    return j
+
+
+def finding7(journal="memory"):
+    """Torn after DEBIT; another card pays; back: the TAC PROVE gives must be recorded."""
+    j = Journey(cards(2), 1, journal)
+    j.tap(0, 0, tear=(_DEBIT, AFTER))
+    j.tap(1, 0, note="bystander")
+    j.tap(0, 0, gap_ms=5000)
+    return j
+
+
+def finding8(journal="memory"):
+    """Torn after DEBIT and back after 250 s (past twice the intent timeout, inside the recovery window)."""
+    j = Journey(cards(1), 1, journal)
+    j.tap(0, 0, tear=(_DEBIT, AFTER))
+    j.tap(0, 0, gap_ms=250000)
+    return j
+
+
+FINDINGS = {"1": finding1, "2": finding2, "3": finding3, "4": finding4, "7": finding7, "8": finding8}
+
+
+def torn_twice(first, second, bystander=False, reboot=False, gap_ms=5000, journal="memory", doors=1):
+    """One card torn at `first` (APDU index, BEFORE/AFTER), then at `second` in the tap that follows (None: no
+    second tear), then tapping clean until accepted (at most 3 more); optionally another card pays between the
+    first two taps, and the validator reboots before the return."""
+    j = Journey(cards(2), doors, journal)
+    j.tap(0, 0, tear=first)
+    if bystander:
+        j.tap(1, 0, gap_ms=1000, note="bystander")
+    if reboot:
+        j.reboot(0)
+    st = j.tap(0, 0, tear=second, gap_ms=gap_ms)
+    n = 0
+    while st not in ACCEPTED and n < 3 and j.passengers[0].ride is not None:
+        st = j.tap(0, 0, gap_ms=2000)
+        n += 1
+    return j
+
+
+def torn_then_other_door(first, gap_ms=4000, journal="memory"):
+    """Torn at the front door at `first`; the passenger pays at the rear door instead; later back at the front."""
+    j = Journey(cards(1), 2, journal)
+    j.tap(0, 0, tear=first)
+    j.give_up(0)
+    j.tap(0, 1, gap_ms=gap_ms)
+    st = j.tap(0, 0, gap_ms=gap_ms)
+    if st not in ACCEPTED and j.passengers[0].ride is not None:
+        j.tap(0, 0, gap_ms=2000)
+    return j
