@@ -17,8 +17,8 @@ date-time, TAC, MAC2) with every record each validator's journal ever returned, 
       amount and type; a cancelled or not-debited end has none;
   (d) no record carries a TAC other than the card's own for that debit (another terminal's, above all).
 
-Counted besides: double charges (a debit in a ride that already had one, a debit after acceptance, or a debit
-inside the recovery window of an earlier debit at the same validator that no acceptance took), lost TACs (a
+Counted besides: double charges (a debit in a ride already accepted, or inside the recovery window of the ride's
+earlier debit, or of an earlier debit at the same validator that no acceptance took), lost TACs (a
 debit recorded without TAC or still unknown although a later untorn tap of the card at that validator, with that
 debit still the card's latest, inside the window, could have had it from GET TRANSACTION PROVE), lost records
 (what a validator returned once and no longer does, outcomes citing a missing intent, an intent left open under
@@ -321,13 +321,14 @@ def check(cards, validators, taps, rides, window_s=600, repeat_ms=1000):
             if d.vi != t.vi:
                 rep.add("%r: the card was debited at another terminal during this tap" % t)
             if r is not None:
-                n = ride_debits.get(r.idx, 0)
-                ride_debits[r.idx] = n + 1
-                if n >= 1 or (r.accepted is not None and r.accepted < t.idx):
+                prev = ride_debits.get(r.idx)
+                ride_debits[r.idx] = d
+                after_ok = r.accepted is not None and r.accepted < t.idx
+                if after_ok or (prev is not None and 0 <= d.secs - prev.secs <= window_s):
                     d.double = True
                     rep.add("%r: %s is the ride's second charge (ride %d already %s)" % (
-                        t, d.name(cards), r.idx, "accepted" if r.accepted is not None and r.accepted < t.idx
-                        else "charged"))
+                        t, d.name(cards), r.idx, "accepted" if after_ok else "charged %d s before" % (
+                            d.secs - prev.secs)))
             for e in waiting:
                 if 0 <= d.secs - e.secs <= window_s and not d.double:
                     d.double = True
