@@ -13,7 +13,8 @@ import pytest
 from tunion import purchase
 from sim.card import BEFORE, AFTER
 from sim import journey
-from sim.journey import torn_twice, torn_then_other_door, random_journey, cut_points, run, FINDINGS
+from sim.journey import random_journey, cut_points, run
+from sim.scenarios import torn_twice, torn_then_other_door, FINDINGS
 
 NEW_RECOVERY = hasattr(purchase, "recover")
 today = pytest.mark.xfail(not NEW_RECOVERY, strict=False, reason="issue 7: fixed by the new recovery")

@@ -115,7 +115,7 @@ class Validator:
         self.terminal = self.psam.terminal
         if journal == "flash":
             self.nor = NorFlash(sectors, sector_size, log=True)
-            self.header = SegmentHeader(b"BOARD%03d" % vi, self.psam.serial, self.terminal, "101", "B-1234", 1)
+            self.header = SegmentHeader(("BOARD%03d" % vi).encode(), self.psam.serial, self.terminal, "101", "B-1234", 1)
             self.journal = None
             self._mount()
             self.first_op = self.nor.ops  # flash operations of the set-up; a sweep cuts from here on
@@ -243,9 +243,10 @@ class Journey:
             ps.ride = None
         ps.attempts = 0
 
-    def tap(self, p, vi=0, tear=None, gap_ms=2000, linger=False, note=""):
+    def tap(self, p, vi=0, tear=None, gap_ms=2000, linger=False, note="", wrap=None):
         """Passenger p's card at door vi after gap_ms, torn at (APDU index from now, BEFORE/AFTER) if given.
-        A linger tap belongs to p's last accepted ride (the card seen again right after). Returns the status."""
+        A linger tap belongs to p's last accepted ride (the card seen again right after). `wrap(card)` gives the
+        port the validator talks to (e.g. one that garbles an answer). Returns the status."""
         ps = self.passengers[p]
         v = self.validators[vi]
         self.advance(gap_ms)
@@ -270,7 +271,8 @@ class Journey:
         now = self.now()
         seq = None
         try:
-            r = purchase.tap(card, v.psam, v.journal, v.config, v.state, now)
+            port = wrap(card) if wrap is not None else card
+            r = purchase.tap(port, v.psam, v.journal, v.config, v.state, now)
             status, seq = r.status, r.seq
         except PowerCut:
             status = POWER_CUT
@@ -410,97 +412,3 @@ def cut_points(seed, door=0, inside=True, **kw):
             for partial in cuts_for(v.nor.log[k]):
                 out.append((k, partial))
     return out
-
-
-# ---- scripted journeys: the issue 7 findings that a SimCard can show (5 and 6 need a forged card) ---------------
-_DEBIT = 6  # APDU index of DEBIT in a clean compound tap: PPSE, AID, EF17, EF1E, INITIALIZE, UPDATE CACHE, DEBIT
-_PROVE = 2  # ... and of GET TRANSACTION PROVE in a recovery tap: PPSE, AID, PROVE
-
-
-def finding1(journal="memory"):
-    """Torn after DEBIT; another card pays; back, torn again at GET TRANSACTION PROVE; back once more."""
-    j = Journey(cards(2), 1, journal)
-    j.tap(0, 0, tear=(_DEBIT, AFTER))
-    j.tap(1, 0, note="bystander")
-    j.tap(0, 0, tear=(_PROVE, BEFORE), gap_ms=5000)
-    j.tap(0, 0, gap_ms=3000)
-    return j
-
-
-def finding2(journal="memory"):
-    """Torn after DEBIT, recovered, and the card is read again 300 ms later."""
-    j = Journey(cards(1), 1, journal)
-    j.tap(0, 0, tear=(_DEBIT, AFTER))
-    j.tap(0, 0, gap_ms=3000)
-    j.tap(0, 0, gap_ms=300, linger=True)
-    return j
-
-
-def finding3(journal="memory"):
-    """Torn after DEBIT; another card pays; the validator reboots; back 20 s later."""
-    j = Journey(cards(2), 1, journal)
-    j.tap(0, 0, tear=(_DEBIT, AFTER))
-    j.tap(1, 0, note="bystander")
-    j.reboot(0)
-    j.tap(0, 0, gap_ms=20000)
-    return j
-
-
-def finding4(journal="memory"):
-    """Front door torn just before its DEBIT reaches the card; the card pays at the rear door; back at the front."""
-    j = Journey(cards(1), 2, journal)
-    j.tap(0, 0, tear=(_DEBIT, BEFORE))
-    j.give_up(0)
-    j.tap(0, 1, gap_ms=4000)
-    j.tap(0, 0, gap_ms=4000)
-    return j
-
-
-def finding7(journal="memory"):
-    """Torn after DEBIT; another card pays; back: the TAC PROVE gives must be recorded."""
-    j = Journey(cards(2), 1, journal)
-    j.tap(0, 0, tear=(_DEBIT, AFTER))
-    j.tap(1, 0, note="bystander")
-    j.tap(0, 0, gap_ms=5000)
-    return j
-
-
-def finding8(journal="memory"):
-    """Torn after DEBIT and back after 250 s (past twice the intent timeout, inside the recovery window)."""
-    j = Journey(cards(1), 1, journal)
-    j.tap(0, 0, tear=(_DEBIT, AFTER))
-    j.tap(0, 0, gap_ms=250000)
-    return j
-
-
-FINDINGS = {"1": finding1, "2": finding2, "3": finding3, "4": finding4, "7": finding7, "8": finding8}
-
-
-def torn_twice(first, second, bystander=False, reboot=False, gap_ms=5000, journal="memory", doors=1):
-    """One card torn at `first` (APDU index, BEFORE/AFTER), then at `second` in the tap that follows (None: no
-    second tear), then tapping clean until accepted (at most 3 more); optionally another card pays between the
-    first two taps, and the validator reboots before the return."""
-    j = Journey(cards(2), doors, journal)
-    j.tap(0, 0, tear=first)
-    if bystander:
-        j.tap(1, 0, gap_ms=1000, note="bystander")
-    if reboot:
-        j.reboot(0)
-    st = j.tap(0, 0, tear=second, gap_ms=gap_ms)
-    n = 0
-    while st not in ACCEPTED and n < 3 and j.passengers[0].ride is not None:
-        st = j.tap(0, 0, gap_ms=2000)
-        n += 1
-    return j
-
-
-def torn_then_other_door(first, gap_ms=4000, journal="memory"):
-    """Torn at the front door at `first`; the passenger pays at the rear door instead; later back at the front."""
-    j = Journey(cards(1), 2, journal)
-    j.tap(0, 0, tear=first)
-    j.give_up(0)
-    j.tap(0, 1, gap_ms=gap_ms)
-    st = j.tap(0, 0, gap_ms=gap_ms)
-    if st not in ACCEPTED and j.passengers[0].ride is not None:
-        j.tap(0, 0, gap_ms=2000)
-    return j
