@@ -100,7 +100,9 @@ class Validator:
     def __init__(self, vi, journal="memory", config=None, sectors=16, sector_size=4096, forget_at_reboot=False):
         self.vi = vi
         self.name = "door%d" % vi
-        self.keys = sam_keys(TERMINALS[vi], PSAM_SERIALS[vi])
+        self.keys = sam_keys()
+        self.keys["terminal"] = TERMINALS[vi]  # each door its own identity (a PSAM of its own)
+        self.keys["serial"] = PSAM_SERIALS[vi]
         self.ttc_store = MemoryTtcStore()
         self.config = config if config is not None else test_config()
         self.kind = journal

@@ -30,15 +30,13 @@ def test_config(**changes):
     return Config(check(d))
 
 
-def sam_keys(terminal=None, serial=None):
-    """The software SAM's test keys; `terminal` (6 bytes) and `serial` (10 bytes) give a second validator its own
-    identity (front and rear doors)."""
+def sam_keys():
     return {
         "mpk": keys.MPK,
         "mtk": keys.MTK,
         "mbk": keys.MBK,
-        "terminal": terminal if terminal is not None else keys.TEST_TERMINAL,
-        "serial": serial if serial is not None else keys.TEST_PSAM_SERIAL,
+        "terminal": keys.TEST_TERMINAL,
+        "serial": keys.TEST_PSAM_SERIAL,
         "key_index": keys.KEY_INDEX,
         "key_version": keys.KEY_VERSION,
     }
