@@ -34,7 +34,7 @@ SECOND = [None] + [(i, w) for i in range(11) for w in (BEFORE, AFTER)]
 FIELDS = ("journeys", "rides", "taps", "tears", "second_tears", "bystanders", "reboots", "cuts", "double_charges",
           "lost_tacs", "lost_records", "unexplained_debits", "exceptions", "bad_journeys")
 FAULTS = ("double_charges", "lost_tacs", "lost_records", "unexplained_debits", "exceptions")
-SMALL = {"passengers": 10, "rides": 4, "sector_size": 512, "sectors": 8, "ack_every": 4}
+SMALL = {"passengers": 12, "rides": 5, "sector_size": 1024, "sectors": 6, "ack_every": 4}
 
 
 class Sweep:
@@ -65,7 +65,7 @@ def tears(full):
     if full:
         variants += [("tears+bystander+reboot", {"bystander": True, "reboot": True, "gap_ms": 20000,
                                                   "journal": "flash"}),
-                     ("tears, two doors", {"doors": 2}), ("tears, back after 700 s", {"gap_ms": 700000})]
+                     ("tears, back after 700 s", {"gap_ms": 700000})]
     for name, kw in variants:
         s = Sweep(name)
         seconds = SECOND if full or name == "tears" else SECOND[::2]
@@ -86,7 +86,7 @@ def journeys(full):
     for name, kw in (("random, one door", {}), ("random, two doors", {"doors": 2}),
                      ("random, reboots (flash)", {"journal": "flash", "reboot_p": 0.08}),
                      ("random, 2 doors, reboots, acks", {"doors": 2, "journal": "flash", "reboot_p": 0.05,
-                                                         "ack_every": 5, "sector_size": 512, "sectors": 10})):
+                                                         "ack_every": 5, "sector_size": 1024, "sectors": 8})):
         s = Sweep(name)
         for seed in range(1, n + 1):
             s.add(random_journey(seed, **kw).report(), "seed %d" % seed)

@@ -83,7 +83,7 @@ def test_torn_at_the_front_door_paid_at_the_rear_back_at_the_front():
     {},
     {"doors": 2},
     {"journal": "flash", "reboot_p": 0.08},
-    {"doors": 2, "journal": "flash", "reboot_p": 0.05, "ack_every": 5, "sector_size": 512, "sectors": 10},
+    {"doors": 2, "journal": "flash", "reboot_p": 0.05, "ack_every": 5, "sector_size": 1024, "sectors": 8},
 ], ids=["one-door", "two-doors", "reboots", "two-doors-reboots-acks"])
 @today
 def test_random_journeys(kw):
@@ -123,7 +123,7 @@ def test_journeys_cover_what_the_issue_asks():
     assert seen == set(journey.KINDS)
 
 
-SMALL = dict(passengers=10, rides=4, sector_size=512, sectors=8, ack_every=4)
+SMALL = dict(passengers=12, rides=5, sector_size=1024, sectors=6, ack_every=4)
 
 
 @pytest.fixture(scope="module")

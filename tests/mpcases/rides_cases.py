@@ -96,7 +96,7 @@ def case_random_journey_seed_2():
 
 
 def _cut_sweep(seed):
-    kw = {"passengers": 3, "rides": 2, "sector_size": 512, "sectors": 6, "ack_every": 3, "tear_p": 0.0}
+    kw = {"passengers": 3, "rides": 2, "sector_size": 1024, "sectors": 6, "ack_every": 3, "tear_p": 0.0}
     pts = cut_points(seed, inside=False, **kw)
     assert len(pts) > 7
     bad = []

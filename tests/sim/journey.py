@@ -40,10 +40,27 @@ PSAM_SERIALS = (keys.TEST_PSAM_SERIAL, b"\x99\x99\x00\x00\x00\x00\x00\x00\x00\x0
 KINDS = ("ordinary", "concession", "visiting", "low", "simple")
 _START = secs_from_civil(2026, 12, 1, 8, 0, 0)
 _TAP_MS = 150  # how long a tap takes on the clock
+_BOOT_MS = 1500  # a reboot: MicroPython boots, mounts the journal and opens the PSAM before the next tap
 
 
 def _quiet(*a):
     pass
+
+
+class RunawayFlash(Exception):
+    """The journal did more flash operations than any journey needs (a loop that erases forever, say)."""
+
+
+class _Nor(NorFlash):
+    """NorFlash with a bound on the operations of a journey, so a journal that never stops erasing fails the run
+    with a message instead of hanging it."""
+
+    limit = 20000
+
+    def _op(self, op):
+        if self.ops >= self.limit:
+            raise RunawayFlash("more than %d flash operations in one journey (last: %s)" % (self.limit, op[0]))
+        NorFlash._op(self, op)
 
 
 class Rng:
@@ -116,7 +133,7 @@ class Validator:
         self._sam()
         self.terminal = self.psam.terminal
         if journal == "flash":
-            self.nor = NorFlash(sectors, sector_size, log=True)
+            self.nor = _Nor(sectors, sector_size, log=True)
             self.header = SegmentHeader(("BOARD%03d" % vi).encode(), self.psam.serial, self.terminal, "101", "B-1234", 1)
             self.journal = None
             self._mount()
@@ -236,6 +253,7 @@ class Journey:
 
     def reboot(self, vi):
         self.validators[vi].reboot()
+        self.advance(_BOOT_MS)
 
     def give_up(self, p):
         ps = self.passengers[p]
@@ -280,10 +298,14 @@ class Journey:
             status = POWER_CUT
             self.cuts += 1
             v.reboot()
+            self.advance(_BOOT_MS)
+        except RunawayFlash:
+            raise
         except Exception as e:  # an uncaught exception: on the board the WDT reboots the validator
             status = EXCEPTION
             self.exceptions.append("%s tap of card%d: %s: %s" % (v.name, p, e.__class__.__name__, e))
             v.reboot()
+            self.advance(_BOOT_MS)
         card.cancel_tear()
         torn = card.tears > tears0
         card.remove()
@@ -291,6 +313,7 @@ class Journey:
         if status != POWER_CUT and status != EXCEPTION:
             if v.idle():
                 self.cuts += 1
+                self.advance(_BOOT_MS)
             v.sync()
         if torn:
             self.tears += 1
@@ -392,6 +415,7 @@ def random_journey(seed, passengers=6, rides=3, doors=1, journal="memory", tear_
             for v in j.validators:
                 if v.acknowledge():
                     j.cuts += 1
+                    j.advance(_BOOT_MS)
         active = [q for q in active if j.passengers[q].rides_left > 0]
     return j
 

@@ -17,7 +17,7 @@ date-time, TAC, MAC2) with every record each validator's journal ever returned, 
       amount and type; a cancelled or not-debited end has none;
   (d) no record carries a TAC other than the card's own for that debit (another terminal's, above all).
 
-Counted besides: double charges (a debit in a ride already accepted, or inside the recovery window of the ride's
+Counted besides: double charges (a debit in a ride accepted less than repeat_ms before, or inside the recovery window of the ride's
 earlier debit, or of an earlier debit at the same validator that no acceptance took), lost TACs (a
 debit recorded without TAC or still unknown although a later untorn tap of the card at that validator, with that
 debit still the card's latest, inside the window, could have had it from GET TRANSACTION PROVE), lost records
@@ -323,8 +323,11 @@ def check(cards, validators, taps, rides, window_s=600, repeat_ms=1000):
             if r is not None:
                 prev = ride_debits.get(r.idx)
                 ride_debits[r.idx] = d
-                after_ok = r.accepted is not None and r.accepted < t.idx
-                if after_ok or (prev is not None and 0 <= d.secs - prev.secs <= window_s):
+                # After its acceptance the ride is over for good only within the repeat window: later, one card
+                # may pay for another rider (validator.md section 2), and that is the passenger's choice.
+                done = r.accepted is not None and r.accepted < t.idx
+                after_ok = done and 0 <= t.ticks - taps[r.accepted].ticks < repeat_ms
+                if after_ok or (not done and prev is not None and 0 <= d.secs - prev.secs <= window_s):
                     d.double = True
                     rep.add("%r: %s is the ride's second charge (ride %d already %s)" % (
                         t, d.name(cards), r.idx, "accepted" if after_ok else "charged %d s before" % (
