@@ -9,8 +9,9 @@ date-time, TAC, MAC2) with every record each validator's journal ever returned, 
 (issue 7, "Shown by tests"; validator.md sections 3 and 4):
 
   (a) every acceptance (PAID, PAID_RECOVERED) is backed by exactly one debit the card made at that validator's
-      terminal: a PAID by the debit of its own tap, a PAID_RECOVERED by an earlier debit there that backs nothing
-      else (the torn tap's) inside the recovery window; no debit backs two acceptances;
+      terminal: a PAID by the debit of its own tap, a PAID_RECOVERED by the torn debit (an earlier tap's, or its
+      own tap's when the DEBIT answer was garbled) that backs nothing else, inside the recovery window; no debit
+      backs two acceptances;
   (b) every debit the card made at a validator is claimed by exactly one of its intents (same card, terminal and
       TTC), whose end is debited with the card's own TAC, debited without TAC, or still unknown;
   (c) no record claims a debit the card did not make: a debited end has one, with counter + 1, the intent's
@@ -349,10 +350,14 @@ def check(cards, validators, taps, rides, window_s=600, repeat_ms=1000):
                     waiting.append(d)
         elif t.status == O.PAID_RECOVERED:
             rep.acceptances += 1
+            # Backed by the torn debit: an earlier tap's, or this tap's own when its DEBIT answer was garbled and
+            # the evidence was asked for at once (the card still in the field).
+            if len(here) > 1:
+                rep.add("%r: PAID_RECOVERED, yet the card was debited %d times in this tap" % (t, len(here)))
             for d in here:
-                rep.add("%r: PAID_RECOVERED, yet the card was debited in this tap: %s" % (t, d.name(cards)))
-                waiting.append(d)
-            cand = [d for d in waiting if d.k < t.h0]
+                if d not in waiting:
+                    waiting.append(d)
+            cand = [d for d in waiting if d.k < t.h1]
             if not cand:
                 rep.add("%r: PAID_RECOVERED without an earlier debit at this terminal that no acceptance took (a)" % t)
             else:
