@@ -120,6 +120,8 @@ class Report:
         self.lost_tacs = 0
         self.lost_records = 0
         self.unexplained_debits = 0
+        self.false_claims = 0  # (c), (d): a record claiming a debit the card did not make, or a TAC not its own
+        self.unbacked_acceptances = 0  # (a): PAID or PAID_RECOVERED with no debit of the card at that terminal
         self.violations = []
         # filled by the journey
         self.tears = 0
@@ -131,6 +133,10 @@ class Report:
 
     def add(self, msg):
         self.violations.append(msg)
+        if msg.endswith("(c)") or msg.endswith("(d)"):
+            self.false_claims += 1
+        elif msg.endswith("(a)"):
+            self.unbacked_acceptances += 1
 
     def figures(self):
         return {
@@ -148,6 +154,8 @@ class Report:
             "lost_tacs": self.lost_tacs,
             "lost_records": self.lost_records,
             "unexplained_debits": self.unexplained_debits,
+            "false_claims": self.false_claims,
+            "unbacked_acceptances": self.unbacked_acceptances,
             "exceptions": self.exceptions,
             "violations": len(self.violations),
         }
