@@ -327,7 +327,7 @@ class Pn532CardPort:
                 k = n - 1
                 if total + k > len(self._acc):
                     raise CardLost("card answer over %d bytes" % len(self._acc))
-                self._acc[total : total + k] = rx[5 : 5 + k]
+                self._acc[total : total + k] = pn._rxmv[5 : 5 + k]  # a view: no copy of the answer
                 total += k
                 if not st & _STATUS_MI:
                     break

@@ -26,6 +26,7 @@ class Pn532I2c(Pn532Link):
         self._ibuf = bytearray(BUF_SIZE + 4)  # status, 00 00 FF, then what _rx sees
         self._imv = memoryview(self._ibuf)
         self._rx = self._imv[4:]
+        self._rxmv = self._rx
         self.polls = 0  # status reads that found the PN532 busy
         self._link_init(clock)
         super().__init__(debug=debug, reset=reset)

@@ -21,7 +21,8 @@ _POWER_ON_BAUD = const(115200)  # HSU rate after power-up or reset (UM0701-02 6.
 _SWITCH_MS = const(20)  # wait after our ACK before the host changes rate (board.md)
 # HSU wake-up: 55 55 then zeros while the PN532's oscillator starts (UM0701-02 6.2.2; libnfc sends 16 bytes).
 _WAKEUP = b"\x55\x55" + bytes(14)
-_PROBE_ACK_US = const(20000)
+_CHUNK = const(64)  # read at least this much at once unless the frame's rest is shorter
+_RXBUF = const(512)  # UART receive ring buffer: a whole 264-byte frame fits while we poll
 
 
 class Pn532Uart(Pn532Link):
@@ -105,10 +106,13 @@ class Pn532Uart(Pn532Link):
             self.bytes_in += n
 
     def _read_into(self, mv, off, n, deadline):
+        # Read when the rest (or a good chunk of it) is there: each readinto takes a memoryview slice, and
+        # bytes trickle in one by one at 921600 while we poll.
         got = 0
         u = self._uart
         while got < n:
-            if u.any():
+            a = u.any()
+            if a >= n - got or a >= _CHUNK or (a and self._expired(deadline)):
                 k = u.readinto(mv[off + got : off + n])
                 if k:
                     got += k
@@ -176,5 +180,5 @@ def open_uart(uart_id=1, tx=17, rx=16, rate=921600, reset=None, clock=None):
     """The board's PN532: machine.UART(uart_id) at 115200 with timeout 0, woken and switched to `rate`."""
     import machine
 
-    uart = machine.UART(uart_id, baudrate=_POWER_ON_BAUD, tx=tx, rx=rx, timeout=0, timeout_char=0)
+    uart = machine.UART(uart_id, baudrate=_POWER_ON_BAUD, tx=tx, rx=rx, timeout=0, timeout_char=0, rxbuf=_RXBUF)
     return Pn532Uart(uart, reset=reset, clock=default_clock(clock)).boot(rate)

@@ -99,7 +99,7 @@ class Pn532Chip:
         self.commands = {}  # command code -> count
         self.rf_apdus = 0
         self._nack_next = False
-        self._corrupt_next = False
+        self._corrupt_next = None
         self._drop_answer = None  # (count, offset)
         self._drop_in = 0
         self._rf_error = 0
@@ -125,9 +125,10 @@ class Pn532Chip:
         """Answer the next command with a NACK (not executed)."""
         self._nack_next = True
 
-    def corrupt_next_answer(self):
-        """Send the next answer frame with a wrong DCS on the wire (a NACK brings the good one)."""
-        self._corrupt_next = True
+    def corrupt_next_answer(self, at=None):
+        """Send the next answer frame with one byte changed on the wire: its DCS, or the byte at offset `at`
+        (the chip keeps the good frame: a NACK brings it)."""
+        self._corrupt_next = -2 if at is None else at
 
     def drop_answer_bytes(self, n, at=6):
         """The next answer frame loses n bytes from offset `at` on the wire."""
@@ -168,9 +169,10 @@ class Pn532Chip:
     def _emit(self, data, t, answer=True):
         if answer:
             self._last = data
-            if self._corrupt_next:
-                self._corrupt_next = False
-                data = data[:-2] + bytes(((data[-2] + 1) & 0xFF, 0))
+            if self._corrupt_next is not None:
+                i = self._corrupt_next % len(data)
+                self._corrupt_next = None
+                data = data[:i] + bytes(((data[i] ^ 0x5A),)) + data[i + 1 :]
             if self._drop_answer is not None:
                 n, at = self._drop_answer
                 self._drop_answer = None

@@ -1,0 +1,190 @@
+"""One purchase through the PN532 driver and the chip simulator: frames and bytes on the wire, modelled link time.
+
+    python bench/bench_pn532.py                                   # CPython: HSU 115200, 921600, I2C 400 kHz
+    node tests/mp/run.mjs --script bench/bench_pn532.py           # the same under MicroPython, plus the heap
+
+Link time is the bytes that crossed the host-PN532 link at its rate (UART 10 bits a byte, I2C 9 bits, the
+status polls and address bytes counted), from the driver's own counts. The tap time is the simulated clock
+from the first APDU to the last answer: the link, the chip's modelled times (tests/sim/pn532chip.py: 106 kbit/s
+RF, an assumed 2 ms of card work per APDU) and 20 us per clock read for the host's polling loop; the ESP32's
+CPU time is not in it (bench_purchase.py has that). Under MicroPython the heap per InDataExchange is
+gc.mem_alloc() across port.transceive minus what the simulators allocate inside their calls.
+"""
+import gc
+import sys
+
+try:
+    import sim.pn532chip  # noqa: F401
+except ImportError:  # CPython from a checkout
+    import os
+
+    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[:0] = [os.path.join(_root, "firmware"), os.path.join(_root, "tests"), _root]
+
+from drivers.pn532 import Pn532CardPort
+from drivers.pn532_uart import Pn532Uart
+from drivers.pn532_i2c import Pn532I2c
+from sim.card import make_card
+from sim.pn532chip import Pn532Chip, SimClock, SimUart, SimI2C, BusioUart
+from sim.rig import Rig
+from tunion import outcome as O
+
+MICROPYTHON = sys.implementation.name == "micropython"
+SELECT_EP = bytes.fromhex("00A4040008A000000632010105")
+
+
+def mem():
+    return gc.mem_alloc() if MICROPYTHON else 0
+
+
+class MeteredUart:
+    """The SimUart as the driver sees it, counting the heap the simulator allocates inside each call."""
+
+    def __init__(self, u):
+        self.u = u
+        self.sim = 0
+
+    def write(self, buf):
+        m = mem()
+        r = self.u.write(buf)
+        self.sim += mem() - m
+        return r
+
+    def any(self):
+        m = mem()
+        r = self.u.any()
+        self.sim += mem() - m
+        return r
+
+    def readinto(self, buf, nbytes=None):
+        m = mem()
+        r = self.u.readinto(buf) if nbytes is None else self.u.readinto(buf, nbytes)
+        self.sim += mem() - m
+        return r
+
+    def read(self, n=-1):
+        return self.u.read(n)
+
+    def init(self, **kw):
+        self.u.init(**kw)
+
+
+class MeteredClock:
+    def __init__(self, c, meter):
+        self.c = c
+        self.meter = meter
+
+    def ticks_us(self):
+        m = mem()
+        r = self.c.ticks_us()
+        self.meter.sim += mem() - m
+        return r
+
+    def ticks_add(self, a, b):
+        m = mem()
+        r = self.c.ticks_add(a, b)
+        self.meter.sim += mem() - m
+        return r
+
+    def ticks_diff(self, a, b):
+        m = mem()
+        r = self.c.ticks_diff(a, b)
+        self.meter.sim += mem() - m
+        return r
+
+    def sleep_ms(self, ms):
+        self.c.sleep_ms(ms)
+
+
+def one_tap(link):
+    clock = SimClock()
+    card = make_card(balance=5000)
+    chip = Pn532Chip(clock, card=card)
+    if link == "i2c":
+        pn = Pn532I2c(SimI2C(chip), clock=clock)
+        pn.set_max_retries()
+        bits, rate = 9, 400000
+    else:
+        pn = Pn532Uart(SimUart(chip), clock=clock).boot(link)
+        bits, rate = 10, link
+    port = Pn532CardPort(pn)
+    assert port.detect()
+    pn.reset_counts()
+    t0 = clock.now
+    r = Rig().tap(port)
+    assert r.status == O.PAID, r
+    c = pn.counts()
+    return {
+        "link": "I2C 400 kHz" if link == "i2c" else "HSU %d" % link,
+        "apdus": card.apdus,
+        "frames_out": c["frames_out"], "frames_in": c["frames_in"],
+        "bytes_out": c["bytes_out"], "bytes_in": c["bytes_in"],
+        "link_ms": (c["bytes_out"] + c["bytes_in"]) * bits * 1000.0 / rate,
+        "tap_ms": (clock.now - t0) / 1000.0,
+    }
+
+
+def stock_tap():
+    """The unmodified adafruit_pn532.uart.PN532_UART at 115200 (CPython only: it needs busio's UART)."""
+    from adafruit_pn532.uart import PN532_UART
+    from tunion.errors import CardLost
+
+    class Port:
+        def transceive(self, apdu):
+            resp = pn.call_function(0x40, params=b"\x01" + apdu, response_length=255)
+            if resp is None or resp[0]:
+                raise CardLost("stock")
+            return bytes(resp[1:])
+
+    clock = SimClock()
+    card = make_card(balance=5000)
+    chip = Pn532Chip(clock, card=card)
+    pn = PN532_UART(BusioUart(SimUart(chip)))
+    pn.read_passive_target(timeout=0.5)
+    f0, b0, b1 = chip.frames_in + chip.frames_out, chip.bytes_in, chip.bytes_out
+    t0 = clock.now
+    assert Rig().tap(Port()).status == O.PAID
+    return {"link": "stock HSU 115200", "apdus": card.apdus, "frames": chip.frames_in + chip.frames_out - f0,
+            "bytes_out": chip.bytes_in - b0, "bytes_in": chip.bytes_out - b1,
+            "tap_ms": (clock.now - t0) / 1000.0}
+
+
+def heap_per_exchange(n=20):
+    clock = SimClock()
+    chip = Pn532Chip(clock, card=make_card())
+    meter = MeteredUart(SimUart(chip))
+    pn = Pn532Uart(meter, clock=MeteredClock(clock, meter)).boot(921600)
+    port = Pn532CardPort(pn)
+    assert port.detect()
+    port.transceive(SELECT_EP)  # warm up
+    resp_len = len(port.transceive(SELECT_EP))
+    gc.collect()
+    gc.disable()
+    meter.sim = 0
+    m0 = mem()
+    for _ in range(n):
+        port.transceive(SELECT_EP)
+    total = mem() - m0
+    gc.enable()
+    return (total - meter.sim) // n, resp_len
+
+
+def main():
+    rows = [one_tap(115200), one_tap(921600), one_tap("i2c")]
+    print("PN532 link, one purchase (%s)" % sys.implementation.name)
+    print("%-18s %5s %10s %10s %9s %9s %9s" % ("link", "APDUs", "frames o/i", "bytes out", "bytes in",
+                                               "link ms", "tap ms"))
+    for r in rows:
+        print("%-18s %5d %4d/%-5d %10d %9d %9.1f %9.1f" % (r["link"], r["apdus"], r["frames_out"], r["frames_in"],
+                                                         r["bytes_out"], r["bytes_in"], r["link_ms"], r["tap_ms"]))
+    if not MICROPYTHON:
+        s = stock_tap()
+        print("%-18s %5d %10d %10d %9d %9s %9.1f" % (s["link"], s["apdus"], s["frames"], s["bytes_out"],
+                                                   s["bytes_in"], "-", s["tap_ms"]))
+    else:
+        per, resp_len = heap_per_exchange()
+        print("heap per InDataExchange (SELECT, %d-byte answer): %d bytes" % (resp_len, per))
+
+
+if __name__ == "__main__":
+    main()
