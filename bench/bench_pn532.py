@@ -25,75 +25,12 @@ from drivers.pn532 import Pn532CardPort
 from drivers.pn532_uart import Pn532Uart
 from drivers.pn532_i2c import Pn532I2c
 from sim.card import make_card
-from sim.pn532chip import Pn532Chip, SimClock, SimUart, SimI2C, BusioUart
+from sim.pn532chip import Pn532Chip, SimClock, SimUart, SimI2C, BusioUart, MeteredUart, mem
 from sim.rig import Rig
 from tunion import outcome as O
 
 MICROPYTHON = sys.implementation.name == "micropython"
 SELECT_EP = bytes.fromhex("00A4040008A000000632010105")
-
-
-def mem():
-    return gc.mem_alloc() if MICROPYTHON else 0
-
-
-class MeteredUart:
-    """The SimUart as the driver sees it, counting the heap the simulator allocates inside each call."""
-
-    def __init__(self, u):
-        self.u = u
-        self.sim = 0
-
-    def write(self, buf):
-        m = mem()
-        r = self.u.write(buf)
-        self.sim += mem() - m
-        return r
-
-    def any(self):
-        m = mem()
-        r = self.u.any()
-        self.sim += mem() - m
-        return r
-
-    def readinto(self, buf, nbytes=None):
-        m = mem()
-        r = self.u.readinto(buf) if nbytes is None else self.u.readinto(buf, nbytes)
-        self.sim += mem() - m
-        return r
-
-    def read(self, n=-1):
-        return self.u.read(n)
-
-    def init(self, **kw):
-        self.u.init(**kw)
-
-
-class MeteredClock:
-    def __init__(self, c, meter):
-        self.c = c
-        self.meter = meter
-
-    def ticks_us(self):
-        m = mem()
-        r = self.c.ticks_us()
-        self.meter.sim += mem() - m
-        return r
-
-    def ticks_add(self, a, b):
-        m = mem()
-        r = self.c.ticks_add(a, b)
-        self.meter.sim += mem() - m
-        return r
-
-    def ticks_diff(self, a, b):
-        m = mem()
-        r = self.c.ticks_diff(a, b)
-        self.meter.sim += mem() - m
-        return r
-
-    def sleep_ms(self, ms):
-        self.c.sleep_ms(ms)
 
 
 def one_tap(link):
@@ -153,7 +90,7 @@ def heap_per_exchange(n=20):
     clock = SimClock()
     chip = Pn532Chip(clock, card=make_card())
     meter = MeteredUart(SimUart(chip))
-    pn = Pn532Uart(meter, clock=MeteredClock(clock, meter)).boot(921600)
+    pn = Pn532Uart(meter, clock=clock).boot(921600)
     port = Pn532CardPort(pn)
     assert port.detect()
     port.transceive(SELECT_EP)  # warm up

@@ -17,10 +17,16 @@ Times (estimates, not measured): ACK 100 us after a frame, commands 200 us, acti
 activation attempt without a card 2 ms, RF at 106 kbps 85 us a byte plus the card's `card_us`, a card that
 does not answer 51.2 ms; UART bytes 10 bits at the current rate, I2C bytes 9 bits at `freq`.
 """
+import gc
+import sys
+
 from tunion.errors import CardLost
 
+_MICROPYTHON = sys.implementation.name == "micropython"
+
 FOREVER = 1 << 62
-TICKS_PERIOD = 1 << 30  # MicroPython's ticks wrap here
+TICKS_MASK = 0x3FFFFFFF  # MicroPython's ticks wrap at 2**30 (a mask: 2**30 itself is no small int there)
+_TICKS_HALF = 0x20000000
 ACK = bytes((0, 0, 0xFF, 0, 0xFF, 0))
 NACK = bytes((0, 0, 0xFF, 0xFF, 0, 0))
 ERROR_FRAME = bytes((0, 0, 0xFF, 1, 0xFF, 0x7F, 0x81, 0))
@@ -62,19 +68,20 @@ class SimClock:
     def ticks_us(self):
         self.now += self.poll_us
         if self.wake_at is not None:
-            if self.wake_at > self.now:
-                self.now = self.wake_at
+            w = self.wake_at
+            if w > self.now:
+                self.now = int(w) + (1 if w > int(w) else 0)  # whole microseconds: ints never touch the heap
             self.wake_at = None
-        return int(self.now) % TICKS_PERIOD
+        return self.now & TICKS_MASK
 
     def ticks_ms(self):
-        return int(self.now // 1000) % TICKS_PERIOD
+        return (self.now // 1000) & TICKS_MASK
 
     def ticks_add(self, t, d):
-        return (t + d) % TICKS_PERIOD
+        return (t + d) & TICKS_MASK
 
     def ticks_diff(self, a, b):
-        return ((a - b + TICKS_PERIOD // 2) % TICKS_PERIOD) - TICKS_PERIOD // 2
+        return ((a - b + _TICKS_HALF) & TICKS_MASK) - _TICKS_HALF
 
     def sleep_us(self, us):
         self.now += us
@@ -103,6 +110,7 @@ class Pn532Chip:
         self._drop_answer = None  # (count, offset)
         self._drop_in = 0
         self._rf_error = 0
+        self._corrupt_ack = False
 
     def power_on(self):
         """Power-up or reset: asleep (HSU needs the 55 55 wake-up), 115200 baud, power-on RF settings."""
@@ -129,6 +137,10 @@ class Pn532Chip:
         """Send the next answer frame with one byte changed on the wire: its DCS, or the byte at offset `at`
         (the chip keeps the good frame: a NACK brings it)."""
         self._corrupt_next = -2 if at is None else at
+
+    def corrupt_next_ack(self):
+        """Send the next ACK with its LEN byte changed on the wire (the command still runs)."""
+        self._corrupt_ack = True
 
     def drop_answer_bytes(self, n, at=6):
         """The next answer frame loses n bytes from offset `at` on the wire."""
@@ -177,6 +189,9 @@ class Pn532Chip:
                 n, at = self._drop_answer
                 self._drop_answer = None
                 data = data[:at] + data[at + n :]
+        elif self._corrupt_ack and data == ACK:
+            self._corrupt_ack = False
+            data = data[:3] + b"\x5a" + data[4:]
         self.frames_out += 1
         self.bytes_out += len(data)
         self.transport.emit(data, t, self.baud_at(t))
@@ -561,3 +576,42 @@ class SimI2C:
         buf = bytearray(n)
         self.readfrom_into(addr, buf)
         return bytes(buf)
+
+
+def mem():
+    """gc.mem_alloc() under MicroPython, 0 on CPython (where the heap is not the board's question)."""
+    return gc.mem_alloc() if _MICROPYTHON else 0
+
+
+class MeteredUart:
+    """The SimUart as the driver sees it, counting the heap the simulator allocates inside write and read
+    calls (any() and the integer SimClock allocate nothing). gc.mem_alloc() scans the heap, so it is called
+    only around those."""
+
+    def __init__(self, u):
+        self.u = u
+        self.sim = 0
+
+    def write(self, buf):
+        m = mem()
+        r = self.u.write(buf)
+        self.sim += mem() - m
+        return r
+
+    def any(self):
+        return self.u.any()
+
+    def readinto(self, buf, nbytes=None):
+        m = mem()
+        r = self.u.readinto(buf) if nbytes is None else self.u.readinto(buf, nbytes)
+        self.sim += mem() - m
+        return r
+
+    def read(self, n=-1):
+        m = mem()
+        r = self.u.read(n)
+        self.sim += mem() - m
+        return r
+
+    def init(self, **kw):
+        self.u.init(**kw)
