@@ -78,13 +78,14 @@ class Pn532Uart(Pn532Link):
         return True
 
     def _read_data(self, count):
+        # As the stock class: up to `count` bytes, BusyError only when none came (the base over-reads).
         buf = bytearray(count)
         got = self._read_into(memoryview(buf), 0, count, self._deadline(count * self._byte_us + FRAME_SLACK_US))
-        if got < count:
+        if not got:
             from adafruit_pn532.adafruit_pn532 import BusyError  # pyright: ignore[reportMissingImports]
 
-            raise BusyError("PN532: %d of %d bytes" % (got, count))
-        return bytes(buf)
+            raise BusyError("PN532: no data")
+        return bytes(buf[:got])
 
     def _write_data(self, framebytes):
         self._drain()
@@ -112,11 +113,12 @@ class Pn532Uart(Pn532Link):
         u = self._uart
         while got < n:
             a = u.any()
-            if a >= n - got or a >= _CHUNK or (a and self._expired(deadline)):
+            late = self._expired(deadline)  # once per turn: what arrived by the deadline is still read
+            if a and (a >= n - got or a >= _CHUNK or late):
                 k = u.readinto(mv[off + got : off + n])
                 if k:
                     got += k
-            elif self._expired(deadline):
+            elif late:
                 break
         self.bytes_in += got
         return got
