@@ -26,7 +26,8 @@ from drivers.pn532_uart import Pn532Uart
 from drivers.pn532_i2c import Pn532I2c
 from adafruit_pn532.adafruit_pn532 import PN532  # after drivers.pn532: it provides `digitalio` on MicroPython
 from sim.card import make_card
-from sim.pn532chip import Pn532Chip, SimClock, SimUart, SimI2C, BusioUart, MeteredUart, mem
+from sim.pn532chip import Pn532Chip, SimClock
+from sim.pn532wire import SimUart, SimI2C, BusioUart, MeteredUart, mem
 from sim.rig import Rig
 from tunion import outcome as O
 

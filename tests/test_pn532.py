@@ -11,7 +11,8 @@ from tunion.errors import CardLost
 from drivers.pn532 import Pn532CardPort
 from drivers.pn532_uart import Pn532Uart
 from sim.card import make_card
-from sim.pn532chip import Pn532Chip, SimClock, SimUart, BusioUart, frame, ACK, NACK
+from sim.pn532chip import Pn532Chip, SimClock, frame, ACK, NACK
+from sim.pn532wire import SimUart, BusioUart
 from sim.rig import Rig
 from mpcases.pn532_cases import uart_reader, SELECT_EP
 from mpcases.purchase_cases import check_money
@@ -143,3 +144,23 @@ def test_any_single_corrupted_answer_byte_gives_the_right_answer_or_card_lost(at
     assert got is None or got == want
     assert chip.rf_apdus == 1  # whatever happened on the wire, the card saw the SELECT once
     assert port.transceive(SELECT_EP) == want  # and the link is in step again
+
+
+def test_base_framing_over_our_uart_bus_reads_a_short_frame():
+    # The base's own _read_frame asks for length + 7 bytes; our _read_data hands back what came by its
+    # deadline (a byte there at the deadline included), as busio's read does for the stock class.
+    from adafruit_pn532.adafruit_pn532 import PN532
+
+    class BaseFraming(Pn532Uart):
+        _write_frame = PN532._write_frame
+        _read_frame = PN532._read_frame
+        call_function = PN532.call_function
+
+    clock = SimClock()
+    chip = Pn532Chip(clock, card=make_card())
+    pn = BaseFraming(SimUart(chip), clock=clock).boot(921600)
+    assert Pn532CardPort(pn).detect()
+    want = make_card().transceive(SELECT_EP)
+    for _ in range(3):
+        resp = pn.call_function(0x40, params=b"\x01" + SELECT_EP, response_length=255)
+        assert resp is not None and bytes(resp[1:]) == want
