@@ -49,6 +49,7 @@ def one_tap(link):
     port = Pn532CardPort(pn)
     assert port.detect()
     pn.reset_counts()
+    pn.polls = 0
     t0 = clock.now
     r = Rig().tap(port)
     assert r.status == O.PAID, r
@@ -60,6 +61,7 @@ def one_tap(link):
         "bytes_out": c["bytes_out"], "bytes_in": c["bytes_in"],
         "link_ms": (c["bytes_out"] + c["bytes_in"]) * bits * 1000.0 / rate,
         "tap_ms": (clock.now - t0) / 1000.0,
+        "polls": getattr(pn, "polls", 0),
     }
 
 
@@ -131,6 +133,7 @@ def main():
     for r in rows:
         print("%-18s %5d %4d/%-5d %10d %9d %9.1f %9.1f" % (r["link"], r["apdus"], r["frames_out"], r["frames_in"],
                                                          r["bytes_out"], r["bytes_in"], r["link_ms"], r["tap_ms"]))
+    print("(I2C bytes in include %d busy status polls of 2 bytes each, while the card works)" % rows[2]["polls"])
     if not MICROPYTHON:
         s = stock_tap()
         print("%-18s %5d %10d %10d %9d %9s %9.1f" % (s["link"], s["apdus"], s["frames"], s["bytes_out"],

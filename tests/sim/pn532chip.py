@@ -4,6 +4,7 @@
     uart = SimUart(chip)                          # sim.pn532wire: machine.UART as the driver sees it
     pn = Pn532Uart(uart, clock=clock).boot()      # the driver reads clock.ticks_us()
     chip.corrupt_next_answer(); chip.nack_next(); chip.drop_answer_bytes(3)   # faults, once each
+    chip.corrupt_next_ack(); chip.drop_command_bytes(4); chip.rf_error_next(0x02)
 
 Frames per PN532 User Manual UM0701-02 6.2: 00 00 FF LEN LCS D4 cmd.. DCS 00, ACK 00 00 FF 00 FF 00, NACK
 00 00 FF FF 00 00, error frame 00 00 FF 01 FF 7F 81 00. Like the chip, a frame with a bad LCS or DCS (or no
