@@ -2,7 +2,7 @@
 
     from drivers.pn532_uart import open_uart
     from drivers.pn532 import Pn532CardPort
-    pn = open_uart(1, tx=17, rx=16)         # wake-up, SAMConfiguration, MaxRetries, 921600 baud
+    pn = open_uart()                         # UART2: reset, wake-up, SAMConfiguration, MaxRetries, 921600
     port = Pn532CardPort(pn)
     if port.detect():                        # an ISO 14443-4 card: its UID
         result = tap(port, psam, journal, config, state, now)
@@ -182,6 +182,8 @@ class Pn532Link(PN532):
     def command(self, cmd, a=b"", b=b"", timeout_us=1000000):
         """Send D4 cmd a b, take its ACK, return the answer's data length n: `_rx[4 : 4 + n]` is what follows
         D5 cmd+1. Raises Pn532Error; allocates nothing but for a NACK or a cancel."""
+        if self.low_power:  # after the base's power_down(): wake-up and SAMConfiguration first
+            self._wakeup()
         n = self._put_frame(cmd, a, b)
         frame = self._txmv[:n]
         ack_us = n * self._byte_us + _ACK_US
@@ -221,6 +223,8 @@ class Pn532Link(PN532):
     # ---- the base class's API, over the same frames
     def call_function(self, command, response_length=0, params=b"", timeout=1):
         """As the base: the answer after D5 cmd+1, or None when the PN532 did not answer properly."""
+        if not isinstance(params, (bytes, bytearray, memoryview)):
+            params = bytes(params)  # the base passes lists; MicroPython slices only buffers into a bytearray
         try:
             n = self.command(command, params, b"", int(timeout * 1000000))
         except Pn532Error:

@@ -1,7 +1,7 @@
 """The PN532 on a `machine.I2C` at 0x24: status-byte polling with ticks_us deadlines, frames read to their LEN.
 
     from drivers.pn532_i2c import Pn532I2c
-    pn = Pn532I2c(machine.I2C(0, scl=machine.Pin(22), sda=machine.Pin(21), freq=400000))
+    pn = Pn532I2c(machine.I2C(1, scl=machine.Pin(22), sda=machine.Pin(21), freq=400000))
     pn.set_max_retries()
 
 The I2C object is injected: readfrom_into(addr, buf) and writeto(addr, buf). Every read transaction starts with

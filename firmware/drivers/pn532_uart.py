@@ -178,9 +178,12 @@ class Pn532Uart(Pn532Link):
         return self
 
 
-def open_uart(uart_id=1, tx=17, rx=16, rate=921600, reset=None, clock=None):
-    """The board's PN532: machine.UART(uart_id) at 115200 with timeout 0, woken and switched to `rate`."""
+def open_uart(uart_id=2, tx=17, rx=16, reset_pin=4, rate=921600, clock=None):
+    """The board's PN532 (boards/esp32-generic/board.py: UART2, TX 17, RX 16, RSTPDN on 4): machine.UART at
+    115200 with timeout 0, reset by its pin (None: probe the rates instead), woken, switched to `rate`."""
     import machine
+    from drivers.digitalio import DigitalInOut
 
     uart = machine.UART(uart_id, baudrate=_POWER_ON_BAUD, tx=tx, rx=rx, timeout=0, timeout_char=0, rxbuf=_RXBUF)
+    reset = None if reset_pin is None else DigitalInOut(machine.Pin(reset_pin))
     return Pn532Uart(uart, reset=reset, clock=default_clock(clock)).boot(rate)

@@ -327,3 +327,11 @@ def case_an_exchange_allocates_little():
     finally:
         gc.enable()
     assert per <= 224, per
+
+
+def case_power_down_between_taps_wakes_on_the_next_command():
+    clock, chip, uart, pn = uart_reader(make_card())
+    assert pn.power_down() is True and chip.asleep  # the base's soft power-down: PowerDown B0 00
+    port = Pn532CardPort(pn)
+    assert port.detect() == chip.uid  # our command() wakes it first (55 55, SAMConfiguration)
+    assert not chip.asleep and chip.commands[0x14] == 2

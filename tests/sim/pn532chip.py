@@ -8,7 +8,7 @@
 
 Frames per PN532 User Manual UM0701-02 6.2: 00 00 FF LEN LCS D4 cmd.. DCS 00, ACK 00 00 FF 00 FF 00, NACK
 00 00 FF FF 00 00, error frame 00 00 FF 01 FF 7F 81 00. Like the chip, a frame with a bad LCS or DCS (or no
-D4) is ignored: no ACK. Commands: GetFirmwareVersion, SAMConfiguration, RFConfiguration, SetSerialBaudRate
+D4) is ignored: no ACK. Commands: GetFirmwareVersion, SAMConfiguration, RFConfiguration, PowerDown, SetSerialBaudRate
 (the rate changes once the host's ACK has arrived; a byte sent at one rate and received at another is
 garbage to either side), InListPassiveTarget (106 kbps type A, RATS when SAK says ISO 14443-4; with the
 power-on MxRtyPassiveActivation FF and no card it never answers until the host's ACK cancels it),
@@ -96,6 +96,7 @@ class Pn532Chip:
         self.ats = bytes(ats)
         self.card_us = card_us
         self.transport = None
+        self.i2c = False  # set by the I2C wire: no 55 55 wake-up there
         self.power_on()
         self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
         self.acks_in = self.nacks_in = self.ignored = self.garbled_in = self.cancelled = 0
@@ -120,6 +121,7 @@ class Pn532Chip:
         self._rest = b""  # MI remainder of a card answer
         self._last = None
         self._busy_until = 0
+        self._sleep_after = False
         self._st = 0
         self._prev = -1
         self._wake = 0
@@ -264,7 +266,7 @@ class Pn532Chip:
         self.commands[cmd] = self.commands.get(cmd, 0) + 1
         self._emit(ACK, t + ACK_US, answer=False)
         handler = {0x02: self._firmware, 0x14: self._sam, 0x32: self._rf, 0x10: self._baud, 0x4A: self._list,
-                   0x40: self._exchange, 0x52: self._release}.get(cmd)
+                   0x40: self._exchange, 0x52: self._release, 0x16: self._power_down}.get(cmd)
         payload, us = handler(data[2:]) if handler else (None, CMD_US)
         t_done = t + ACK_US + len(ACK) * self._byte_us() + us
         if us >= FOREVER:
@@ -275,6 +277,10 @@ class Pn532Chip:
             self._emit(ERROR_FRAME, t_done)
         else:
             self._emit(frame(bytes((0xD5, cmd + 1)) + payload), t_done)
+        if self._sleep_after:
+            self._sleep_after = False
+            self.asleep = not self.i2c  # the I2C address wakes it anyway
+            self._wake = 0
 
     def _byte_us(self):
         return self.transport.byte_us(self.baud)
@@ -350,6 +356,15 @@ class Pn532Chip:
         piece = self._rest[:CHUNK]
         self._rest = self._rest[CHUNK:]
         return bytes((0x40 if self._rest else 0x00,)) + piece
+
+    def _power_down(self, p):
+        # PowerDown (UM0701-02 7.2.11): WakeUpEnable [GenerateIRQ]; asleep once the answer is out, after
+        # which HSU needs 55 55 again. The RF field goes off: the target is gone.
+        if not 1 <= len(p) <= 2:
+            return None, CMD_US
+        self._sleep_after = True
+        self.target = None
+        return b"\x00", CMD_US
 
     def _release(self, p):
         if len(p) != 1:

@@ -37,8 +37,7 @@ class SimResetPin:
         if v and not self.level:
             self.resets += 1
             self.chip.power_on()
-            if isinstance(self.chip.transport, SimI2C):  # the I2C address wakes it
-                self.chip.asleep = False
+            self.chip.asleep = not self.chip.i2c  # the I2C address wakes it
         self.level = v
 
 
@@ -177,6 +176,7 @@ class SimI2C:
         self.freq = freq
         self.address = address
         chip.transport = self
+        chip.i2c = True
         chip.asleep = False  # the I2C address wakes it
         self._out = []  # [time ready, frame]
         self.transactions = self.bytes_written = self.bytes_read = 0
