@@ -335,3 +335,27 @@ def case_power_down_between_taps_wakes_on_the_next_command():
     port = Pn532CardPort(pn)
     assert port.detect() == chip.uid  # our command() wakes it first (55 55, SAMConfiguration)
     assert not chip.asleep and chip.commands[0x14] == 2
+
+
+def case_slow_answer_is_cancelled_and_the_link_stays_in_step():
+    card = make_card()
+    clock, chip, uart, pn = uart_reader(card, card_us=30000)  # the card works 30 ms per APDU
+    port = Pn532CardPort(pn, exchange_ms=10)
+    assert port.detect()
+    raises(CardLost, port.transceive, SELECT_EP)
+    assert pn.cancels == 1 and chip.cancelled == 1  # our ACK stopped the PN532 waiting for it
+    port.exchange_us = 100000
+    assert port.transceive(SELECT_EP)[-2:] == b"\x90\x00" and card.apdus == 2
+
+
+def case_i2c_cut_answer_and_missing_device():
+    card = make_card()
+    clock, chip, bus, pn = i2c_reader(card)
+    port = Pn532CardPort(pn)
+    assert port.detect()
+    chip.drop_answer_bytes(2)
+    assert port.transceive(SELECT_EP)[-2:] == b"\x90\x00"
+    assert pn.nacks_sent == 1 and card.apdus == 1
+    bus.address = 0x25  # nobody answers at 0x24 any more: OSError from the bus, CardLost from the port
+    e = raises(CardLost, port.transceive, SELECT_EP)
+    assert "I2C" in str(e)

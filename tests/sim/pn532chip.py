@@ -54,17 +54,19 @@ def garble(b):
 
 class SimClock:
     """Microsecond clock with MicroPython's ticks API. Each ticks_us() read costs `poll_us` (the host's loop);
-    a stand-in that just told the host "nothing yet" sets `wake_at`, and the next read jumps to it."""
+    a stand-in that just told the host "nothing yet" sets `wake_at`, and the next read jumps to it, but by
+    at most `max_jump_us`, so a host deadline before that byte is still seen within that much of its time."""
 
-    def __init__(self, poll_us=20):
+    def __init__(self, poll_us=20, max_jump_us=500):
         self.now = 0
         self.poll_us = poll_us
+        self.max_jump_us = max_jump_us
         self.wake_at = None
 
     def ticks_us(self):
         self.now += self.poll_us
         if self.wake_at is not None:
-            w = self.wake_at
+            w = min(self.wake_at, self.now + self.max_jump_us)
             if w > self.now:
                 self.now = int(w) + (1 if w > int(w) else 0)  # whole microseconds: ints never touch the heap
             self.wake_at = None
