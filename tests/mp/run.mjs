@@ -9,7 +9,9 @@
 // firmware/, e.g. a tree of .mpy files from mpy-cross), --quiet (no PASS lines in --cases mode).
 //
 // The VM gets a copy of the repository's firmware/, tests/ and bench/ trees under /mp/<same path> (MEMFS),
-// sys.path = [<script dir>,] /mp/tests, /mp/firmware, .frozen; the working directory is /mp.
+// and of the installed third-party board packages in HOST_PACKAGES (from the venv's site-packages, as the
+// deploy step takes them from PyPI; never committed) under /mp/lib;
+// sys.path = [<script dir>,] /mp/tests, /mp/firmware, .frozen, /mp/lib; the working directory is /mp.
 // The package's own `micropython.mjs file.py` always exits 0 and prints its whole minified source on a JS
 // error; this runner catches everything and reports a short traceback instead.
 //
@@ -26,6 +28,29 @@ const VM_ROOT = "/mp";
 const MIRRORED = ["firmware", "tests", "bench"];
 const SKIP_DIRS = new Set(["__pycache__", ".pytest_cache", ".hypothesis", "node_modules", ".git"]);
 const MAX_FILE = 4 * 1024 * 1024;
+const HOST_PACKAGES = ["adafruit_pn532"]; // pinned in requirements.txt; drivers/pn532.py subclasses it
+
+// <venv>/lib/python3.X/site-packages/<name> for each host package found ($VIRTUAL_ENV, else ROOT/.venv).
+function hostPackages() {
+  const venv = process.env.VIRTUAL_ENV || path.join(ROOT, ".venv");
+  const found = [];
+  let libs = [];
+  try {
+    libs = fs.readdirSync(path.join(venv, "lib")).filter((d) => d.startsWith("python"));
+  } catch {
+    return found;
+  }
+  for (const name of HOST_PACKAGES) {
+    for (const py of libs) {
+      const dir = path.join(venv, "lib", py, "site-packages", name);
+      if (fs.existsSync(dir)) {
+        found.push({ name, dir });
+        break;
+      }
+    }
+  }
+  return found;
+}
 
 function usage(msg) {
   process.stderr.write(`run.mjs: ${msg}\n`);
@@ -186,9 +211,10 @@ async function main() {
     const host = d === "firmware" && opt.firmware ? opt.firmware : path.join(ROOT, d);
     copyTree(FS, host, VM_ROOT + "/" + d);
   }
+  for (const p of hostPackages()) copyTree(FS, p.dir, VM_ROOT + "/lib/" + p.name);
   FS.mkdirTree("/tmp");
 
-  const paths = [VM_ROOT + "/tests", VM_ROOT + "/firmware", ".frozen"];
+  const paths = [VM_ROOT + "/tests", VM_ROOT + "/firmware", ".frozen", VM_ROOT + "/lib"];
   let status = 0;
   const run = (code) => {
     mp.runPython(code);

@@ -1,0 +1,189 @@
+"""The PN532 on a `machine.UART` (HSU): wake-up, baud switch to 921600, frames read to the length they announce.
+
+    from drivers.pn532_uart import Pn532Uart
+    pn = Pn532Uart(machine.UART(1, 115200, tx=17, rx=16, timeout=0, timeout_char=0))
+    pn.boot(921600)       # MaxRetries, then SetSerialBaudRate with its handshake
+
+The UART is injected: anything with write, read(n) -> bytes|None, readinto(buf) -> n|None, any() and
+init(baudrate=...). It must run with timeout=0 and timeout_char=0: machine.UART timeouts come in 10 ms FreeRTOS
+ticks and timeout_char delivers lone bytes late (board.md), so every wait here is a ticks_us deadline polled in
+Python, and every read asks for exactly the bytes the frame announced (no `length + 7` over-read).
+After an ESP32 soft reset the PN532 keeps its last rate: wake-up tries the host's rate, then the others in
+`rates`; with a reset pin (drivers/digitalio.DigitalInOut) the base's reset() pulse brings it back to 115200.
+"""
+from tunion.compat import const
+from drivers.pn532 import (Pn532Link, Pn532Error, F_NONE, F_BAD, F_ACK, F_NACK, F_DATA, ACK, BUF_SIZE,
+                           FRAME_SLACK_US, CMD_SETSERIALBAUDRATE, default_clock)
+
+# SetSerialBaudRate BR codes 0..8 (UM0701-02 section 7.2.13).
+BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)
+_POWER_ON_BAUD = const(115200)  # HSU rate after power-up or reset (UM0701-02 6.2.3)
+_SWITCH_MS = const(20)  # wait after our ACK before the host changes rate (board.md)
+# HSU wake-up: 55 55 then zeros while the PN532's oscillator starts (UM0701-02 6.2.2; libnfc sends 16 bytes).
+_WAKEUP = b"\x55\x55" + bytes(14)
+_CHUNK = const(64)  # read at least this much at once unless the frame's rest is shorter
+_RXBUF = const(512)  # UART receive ring buffer: a whole 264-byte frame fits while we poll
+
+
+class Pn532Uart(Pn532Link):
+    def __init__(self, uart, baudrate=_POWER_ON_BAUD, rates=(_POWER_ON_BAUD, 921600), reset=None, clock=None,
+                 debug=False):
+        self._uart = uart
+        self._set_rate(baudrate)
+        self._rates = rates
+        self._rx = bytearray(BUF_SIZE)
+        self._rxmv = memoryview(self._rx)
+        self._scratch = bytearray(32)
+        self.discarded = 0  # stale bytes drained before a command
+        self._link_init(clock)
+        super().__init__(debug=debug, reset=reset)  # base: reset() -> _wakeup(), then GetFirmwareVersion
+
+    @property
+    def baudrate(self):
+        return self._rate
+
+    def _set_rate(self, rate):
+        self._rate = rate
+        self._byte_us = (10000000 + rate - 1) // rate  # 8N1: 10 bits a byte
+
+    def _switch_host(self, rate):
+        self._uart.init(baudrate=rate, timeout=0, timeout_char=0)  # init() also discards pending input
+        self._set_rate(rate)
+
+    # ---- bus hooks of the base class
+    def _wakeup(self):
+        """55 55 00.. then SAMConfiguration (the first command after wake-up), at the host's rate and then at
+        each other rate in `rates` until the PN532 answers."""
+        self.low_power = False
+        tried = []
+        for rate in (self._rate,) + tuple(self._rates):
+            if rate in tried:
+                continue
+            tried.append(rate)
+            if rate != self._rate:
+                self._switch_host(rate)
+            self._send(_WAKEUP)
+            try:
+                self.sam_configuration()
+                return
+            except Pn532Error:
+                pass
+        raise Pn532Error("no PN532 answers at %s baud" % "/".join(str(r) for r in tried))
+
+    def _wait_ready(self, timeout):
+        deadline = self._deadline(int(timeout * 1000000))
+        while not self._uart.any():
+            if self._expired(deadline):
+                return False
+        return True
+
+    def _read_data(self, count):
+        # As the stock class: up to `count` bytes, BusyError only when none came (the base over-reads).
+        buf = bytearray(count)
+        got = self._read_into(memoryview(buf), 0, count, self._deadline(count * self._byte_us + FRAME_SLACK_US))
+        if not got:
+            from adafruit_pn532.adafruit_pn532 import BusyError  # pyright: ignore[reportMissingImports]
+
+            raise BusyError("PN532: no data")
+        return bytes(buf[:got])
+
+    def _write_data(self, framebytes):
+        self._drain()
+        self._send(framebytes)
+
+    # ---- what Pn532Link needs
+    def _send(self, buf):
+        self._uart.write(buf)
+        self.bytes_out += len(buf)
+
+    def _drain(self):
+        # machine.UART has no reset_input_buffer: read away whatever is left from an abandoned answer.
+        u = self._uart
+        while u.any():
+            n = u.readinto(self._scratch)
+            if not n:
+                break
+            self.discarded += n
+            self.bytes_in += n
+
+    def _read_into(self, mv, off, n, deadline):
+        # Read when the rest (or a good chunk of it) is there: each readinto takes a memoryview slice, and
+        # bytes trickle in one by one at 921600 while we poll.
+        got = 0
+        u = self._uart
+        while got < n:
+            a = u.any()
+            late = self._expired(deadline)  # once per turn: what arrived by the deadline is still read
+            if a and (a >= n - got or a >= _CHUNK or late):
+                k = u.readinto(mv[off + got : off + n])
+                if k:
+                    got += k
+            elif late:
+                break
+        self.bytes_in += got
+        return got
+
+    def _read_raw(self, deadline, ack):
+        u = self._uart
+        b1 = self._b1
+        prev = -1
+        seen = False
+        while True:  # the start code 00 FF, after any zeros or stale bytes
+            if u.any():
+                if not u.readinto(b1):
+                    continue
+                self.bytes_in += 1
+                seen = True
+                if prev == 0 and b1[0] == 0xFF:
+                    break
+                prev = b1[0]
+            elif self._expired(deadline):
+                return F_BAD if seen else F_NONE
+        rx = self._rx
+        mv = self._rxmv
+        slack = FRAME_SLACK_US
+        if self._read_into(mv, 0, 2, self._deadline(2 * self._byte_us + slack)) < 2:
+            return F_BAD
+        ln = rx[0]
+        lcs = rx[1]
+        if (ln == 0 and lcs == 0xFF) or (ln == 0xFF and lcs == 0):
+            self._read_into(mv, 2, 1, self._deadline(self._byte_us + slack))  # the postamble
+            self.frames_in += 1
+            return F_ACK if ln == 0 else F_NACK
+        if (ln + lcs) & 0xFF:
+            return F_BAD  # includes FF FF, an extended frame: the PN532 answers normal frames to normal ones
+        if self._read_into(mv, 2, ln + 2, self._deadline((ln + 2) * self._byte_us + slack)) < ln + 2:
+            return F_BAD
+        self.frames_in += 1
+        return F_DATA
+
+    # ---- boot
+    def set_baud(self, rate):
+        """SetSerialBaudRate with its handshake (UM0701-02 7.2.13; board.md): the command, its ACK and D5 11 at
+        the old rate, our ACK frame, a pause, the host UART switched, GetFirmwareVersion at the new rate."""
+        if rate not in BAUDS:
+            raise ValueError("PN532 HSU rates are %s, not %r" % (BAUDS, rate))
+        if rate == self._rate:
+            return
+        self.command(CMD_SETSERIALBAUDRATE, bytes((BAUDS.index(rate),)), b"", 100000)
+        self._send_frame(ACK)  # the PN532 switches once it has this ACK
+        self._clock.sleep_ms(_SWITCH_MS)
+        self._switch_host(rate)
+        self.firmware()
+
+    def boot(self, rate=921600):
+        """After the base's wake-up and SAMConfiguration: MaxRetries, then the fast rate."""
+        self.set_max_retries()
+        self.set_baud(rate)
+        return self
+
+
+def open_uart(uart_id=2, tx=17, rx=16, reset_pin=4, rate=921600, clock=None):
+    """The board's PN532 (boards/esp32-generic/board.py: UART2, TX 17, RX 16, RSTPDN on 4): machine.UART at
+    115200 with timeout 0, reset by its pin (None: probe the rates instead), woken, switched to `rate`."""
+    import machine
+    from drivers.digitalio import DigitalInOut
+
+    uart = machine.UART(uart_id, baudrate=_POWER_ON_BAUD, tx=tx, rx=rx, timeout=0, timeout_char=0, rxbuf=_RXBUF)
+    reset = None if reset_pin is None else DigitalInOut(machine.Pin(reset_pin))
+    return Pn532Uart(uart, reset=reset, clock=default_clock(clock)).boot(rate)
