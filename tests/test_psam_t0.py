@@ -390,7 +390,7 @@ def test_open_psam_builds_uart1_pwm_and_pins_from_the_board(monkeypatch):
     import sys
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "boards" / "esp32-generic" / "board.py"
+    path = Path(__file__).resolve().parent.parent / "boards" / "esp32-generic" / "pins.py"
     spec = importlib.util.spec_from_file_location("board_t0", path)
     board = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(board)

@@ -28,7 +28,7 @@ PINS = {
     "pn532_reset": (4, "out"),  # PN532 RSTPDN (active low)
     # PSAM, ISO 7816-3 T=0: one open-drain I/O line on UART1 (half duplex), a 3.57 MHz clock, reset
     "psam_io": (25, "io"),
-    "psam_clk": (26, "clock"),  # LEDC at 3.5712 MHz: 9600 baud at F=372 D=1 before PPS
+    "psam_clk": (26, "clock"),  # LEDC at 5 MHz: 13,441 baud at F=372 D=1 before PPS
     "psam_rst": (27, "out"),
     "psam_detect": (35, "in"),  # card-present switch of the slot (input-only pin is fine)
     # I2C bus 0: DS3231 RTC and the SSD1306 display
@@ -44,4 +44,6 @@ I2C_ADDR = {"rtc": 0x68, "display": 0x3C}
 UART = {"pn532": 2, "psam": 1}
 PN532_BAUD_BOOT = 115200  # the PN532 HSU default; raised with SetSerialBaudRate (validator.md section 6)
 PN532_BAUD_RUN = 921600
-PSAM_CLOCK_HZ = 3571200
+# 5 MHz card clock (drivers/psam_t0.py CLOCK_HZ): 13,441 baud at F=372; 9,600 baud at 3.57 MHz cannot meet the
+# tap budget with a PSAM that offers no PPS (validator.md section 6).
+PSAM_CLOCK_HZ = 5000000

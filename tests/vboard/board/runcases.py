@@ -6,7 +6,8 @@ import gc
 
 root = sys.argv[1]
 # this folder first: its time.py gives the ESP32's 2**30 tick wrap (the 64-bit unix port wraps at 2**62)
-sys.path[:] = [root + "/tests/vboard/board", root + "/tests", root + "/firmware", ".frozen"]
+# then the board's own folders; ./lib holds third-party board modules the test copies from installed packages
+sys.path[:] = [root + "/tests/vboard/board", root + "/tests", root + "/firmware", ".frozen", "lib"]
 mod = __import__("mpcases." + sys.argv[2], None, None, ["x"])
 for name in sys.argv[3:]:
     gc.collect()
