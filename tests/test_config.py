@@ -138,6 +138,15 @@ BAD = [
     (("windows", "intent_timeout_s"), 86401, "windows.intent_timeout_s", "between 10 and 86400"),
     (("windows", "intent_timeout_s"), "120", "windows.intent_timeout_s", "integer"),
     (("windows", "transfer_min"), 90, "windows.transfer_min", "unknown field"),
+    (("windows", "recovery_window_s"), 119, "windows.recovery_window_s", "at least windows.intent_timeout_s"),
+    (("windows", "recovery_window_s"), 86401, "windows.recovery_window_s", "between 0 and 86400"),
+    (("windows", "recovery_window_s"), "600", "windows.recovery_window_s", "integer"),
+    # issue 7 finding 11: a vehicle that passed load_config but did not fit the 10-byte segment header field
+    (("vehicle",), "沪AD123456", "vehicle", "at most 10 bytes"),
+    (("vehicle",), "ABCDEFGHIJK", "vehicle", "at most 10 bytes"),
+    # finding 13: two keys naming one number
+    (("fares", "lines", "0101"), 300, "fares.lines", "name the same number 101"),
+    (("fares", "card_types", "02"), {"percent": 10, "concession": False}, "fares.card_types", "same number 2"),
     (("block_denylisted",), MISSING, "block_denylisted", "missing"),
     (("block_denylisted",), 0, "block_denylisted", "true or false"),
     (("block_denylisted",), "false", "block_denylisted", "true or false"),
@@ -236,3 +245,16 @@ def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as e:
         read_config(str(tmp_path / "absent.json"))
     assert str(e.value).startswith("file: ")
+
+
+def test_recovery_window_defaults_to_600_and_a_vehicle_that_loads_fits_the_segment_header():
+    from tunion.segment import SegmentHeader, HEADER_SIZE
+
+    assert load_config(json.dumps(DEFAULT)).recovery_window_s == 600
+    d = copy.deepcopy(DEFAULT)
+    d["windows"]["recovery_window_s"] = 900
+    d["vehicle"] = "沪AD12345"  # 10 bytes of UTF-8: the longest plate of this form that fits
+    cfg = load_config(json.dumps(d))
+    assert cfg.recovery_window_s == 900
+    raw = SegmentHeader(line=cfg.line, vehicle=cfg.vehicle, config_version=cfg.version).encode(1, 1)
+    assert len(raw) == HEADER_SIZE and SegmentHeader.decode(raw)[0].fields()["vehicle"] == "沪AD12345"

@@ -7,7 +7,13 @@ from tunion.rules import State
 from sim.card import make_card, AFTER
 from sim.nor import NorFlash, PowerCut
 from sim.rig import Rig, ledger
-from mpcases.journal_cases import header
+from tunion.segment import SegmentHeader
+from sim import keys
+
+
+def header():
+    # The segment header carries the PSAM's terminal number: the one torn-tap evidence is compared with.
+    return SegmentHeader(b"\x24\x0a\xc4\x11\x22\x33", keys.TEST_PSAM_SERIAL, keys.TEST_TERMINAL, "B12", "10086", 7)
 
 
 def _rig(sectors=8, ss=4096):

@@ -81,8 +81,13 @@ def expect(resp, n, what):
     return d
 
 
+_TLV_MAX_DEPTH = const(8)  # nesting an FCI can need is 4 (6F > A5 > BF0C > 61); deeper is malformed
+
+
 def tlv_items(buf, start=0, end=None):
-    """The TLVs directly inside buf[start:end] as (tag, value_start, value_end); CardError when malformed."""
+    """The TLVs directly inside buf[start:end] as (tag, value_start, value_end); CardError when malformed.
+    Tags of any length (ISO 7816-4 / BER: a first byte xxx11111, then bytes with bit 8 set, then one without);
+    lengths in every BER form an answer of up to 256 bytes can use: one byte, or 81..84 followed by 1..4 bytes."""
     if end is None:
         end = len(buf)
     items = []
@@ -92,22 +97,29 @@ def tlv_items(buf, start=0, end=None):
         i += 1
         if t == 0x00 or t == 0xFF:  # padding between TLVs
             continue
-        if t & 0x1F == 0x1F:  # two-byte tag
-            if i >= end:
-                raise CardError("TLV: truncated tag")
-            t = (t << 8) | buf[i]
-            i += 1
+        if t & 0x1F == 0x1F:  # multi-byte tag
+            while True:
+                if i >= end or t > 0xFFFFFF:
+                    raise CardError("TLV: truncated or overlong tag")
+                b = buf[i]
+                i += 1
+                t = (t << 8) | b
+                if not b & 0x80:
+                    break
         if i >= end:
             raise CardError("TLV: truncated length")
         n = buf[i]
         i += 1
-        if n == 0x81:
-            if i >= end:
-                raise CardError("TLV: truncated length")
-            n = buf[i]
-            i += 1
-        elif n > 0x81:
-            raise CardError("TLV: length form %02X not supported" % n)
+        if n > 0x80:
+            k = n - 0x80
+            if k > 4 or i + k > end:
+                raise CardError("TLV: length form %02X not supported or truncated" % n)
+            n = 0
+            for _ in range(k):
+                n = (n << 8) | buf[i]
+                i += 1
+        elif n == 0x80:
+            raise CardError("TLV: indefinite length")
         if i + n > end:
             raise CardError("TLV: value of tag %X runs past the end" % t)
         items.append((t, i, i + n))
@@ -116,16 +128,21 @@ def tlv_items(buf, start=0, end=None):
 
 
 def _constructed(tag):
-    return (tag >> 8 if tag > 0xFF else tag) & 0x20
+    while tag > 0xFF:
+        tag >>= 8
+    return tag & 0x20
 
 
-def tlv_find(buf, tag, start=0, end=None):
-    """(value_start, value_end) of the first `tag` found depth-first inside buf[start:end]; None if absent."""
+def tlv_find(buf, tag, start=0, end=None, depth=0):
+    """(value_start, value_end) of the first `tag` found depth-first inside buf[start:end]; None if absent.
+    Nesting deeper than _TLV_MAX_DEPTH is a CardError (a bounded search: no RecursionError on the board)."""
+    if depth > _TLV_MAX_DEPTH:
+        raise CardError("TLV: nested deeper than %d" % _TLV_MAX_DEPTH)
     for t, a, b in tlv_items(buf, start, end):
         if t == tag:
             return a, b
         if _constructed(t):
-            r = tlv_find(buf, tag, a, b)
+            r = tlv_find(buf, tag, a, b, depth + 1)
             if r is not None:
                 return r
     return None

@@ -148,7 +148,9 @@ class Purse:
         return sw(self._x(a))
 
     def debit(self, ttc, dt7, mac1):
-        """(sw, tac, mac2): DEBIT FOR (CAPP) PURCHASE. A 9000 answer that is not 8 bytes raises CardError."""
+        """(sw, tac, mac2): DEBIT FOR (CAPP) PURCHASE. tac and mac2 are None unless the answer is 9000 with 8 bytes:
+        a 9000 with another length is (9000, None, None), so the tap can tell "the card said it debited, but the
+        proof is garbled" (never settled as not debited) from an error status."""
         a = self._debit
         a[0:5] = b"\x80\x54\x01\x00\x0f"
         put_u32(a, 5, ttc)
@@ -161,19 +163,21 @@ class Purse:
             return s, None, None
         d = data(r)
         if len(d) != 8:
-            raise CardError("DEBIT: %d bytes, expected 8" % len(d))
+            return s, None, None
         return s, bytes(d[0:4]), bytes(d[4:8])
 
     def get_prove(self, ttype, counter):
-        """(mac2, tac) of the card's last purchase with this type and (incremented) counter, or None
-        (section 3, GET TRANSACTION PROVE; section 7.2 for the counter)."""
+        """(sw, mac2, tac) for the card's purchase with this type and (incremented) counter (section 3, GET
+        TRANSACTION PROVE; section 7.2 for the counter); mac2 and tac are None unless the answer is 9000.
+        A 9000 answer that is not 8 bytes raises CardError."""
         a = bytearray(b"\x80\x5a\x00\x00\x02\x00\x00\x08")
         a[3] = ttype
         put_u16(a, 5, counter & 0xFFFF)
         r = self._x(a)
-        if sw(r) != SW_OK:
-            return None
+        s = sw(r)
+        if s != SW_OK:
+            return s, None, None
         d = data(r)
         if len(d) != 8:
             raise CardError("GET TRANSACTION PROVE: %d bytes, expected 8" % len(d))
-        return bytes(d[0:4]), bytes(d[4:8])
+        return s, bytes(d[0:4]), bytes(d[4:8])

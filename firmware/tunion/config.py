@@ -10,12 +10,18 @@ import json
 import os
 
 from tunion.compat import const
+from tunion.segment import HEADER_TEXT_LIMITS, CONFIG_VERSION_RANGE
 
 FORMAT = const(1)  # the "format" field this firmware reads
 _MAX_FARE = const(99999)  # fen: ¥999.99 is more than any bus fare and keeps the display line short
 _MAX_U16 = const(0xFFFF)
 _MAX_U32 = const(0xFFFFFFFF)
 _DAY_S = const(86400)
+RECOVERY_WINDOW_S = const(600)  # validator.md section 3: windows.recovery_window_s when absent (10 min)
+# Fields that go into every journal segment header have one limit each, defined by tunion/segment.py and checked
+# here, so that a configuration that loads can always be stamped into a segment (issue 7 finding 11: a 16-byte
+# vehicle passed and then broke the journal).
+HEADER_FIELD_BYTES = HEADER_TEXT_LIMITS
 
 # The example in docs/configuration.md (tests load both and compare them).
 DEFAULT = {
@@ -60,6 +66,7 @@ _TOP = (
 )
 _FARES = ("lines", "card_types", "all_cards_percent", "transfer_discount")
 _WINDOWS = ("repeat_ms", "concession_s", "transfer_s", "intent_timeout_s")
+_WINDOWS_OPTIONAL = ("recovery_window_s",)
 _CARD_TYPE = ("percent", "concession")
 
 
@@ -71,14 +78,14 @@ def _fail(name, what):
     raise ConfigError("%s: %s" % (name, what))
 
 
-def _obj(d, name, keys):
+def _obj(d, name, keys, optional=()):
     if not isinstance(d, dict):
         _fail(name, "must be an object")
     for k in keys:
         if k not in d:
             _fail(name + "." + k if name else k, "missing")
     for k in d:
-        if k not in keys:
+        if k not in keys and k not in optional:
             _fail(name + "." + k if name else k, "unknown field")
     return d
 
@@ -128,6 +135,18 @@ def _key_int(k, name, hi):
     return v
 
 
+def _keys_unique(obj, name, hi):
+    """The object's keys as numbers; two keys naming the same number ("101" and "0101") are an error, since
+    which of them wins would depend on the JSON parser (issue 7 finding 13)."""
+    seen = {}
+    for k in obj:
+        v = _key_int(k, name, hi)
+        if v in seen:
+            _fail(name, "keys %r and %r name the same number %d" % (seen[v], k, v))
+        seen[v] = k
+    return seen
+
+
 class CardTypeRule:
     """Local cards of one EF17 card type: pay `percent` of the base fare; `concession` cards may not pay again
     on the same line within the concession window (validator.md s.2)."""
@@ -167,6 +186,7 @@ class Config:
         self.concession_s = w["concession_s"]
         self.transfer_s = w["transfer_s"]
         self.intent_timeout_s = w["intent_timeout_s"]
+        self.recovery_window_s = w.get("recovery_window_s", RECOVERY_WINDOW_S)
         self.block_denylisted = d["block_denylisted"]
         self.denylist_file = d["denylist_file"]
         self.denylist = None  # set by the app to an open tunion.denylist.Denylist
@@ -195,12 +215,15 @@ def check(d):
     _obj(d, "", _TOP)
     if _int(d["format"], "format", 0, _MAX_U16) != FORMAT:
         _fail("format", "this firmware reads format %d, not %d" % (FORMAT, d["format"]))
-    _int(d["version"], "version", 0, _MAX_U32)
-    _int(d["line"], "line", 0, _MAX_U16)
+    _int(d["version"], "version", CONFIG_VERSION_RANGE[0], CONFIG_VERSION_RANGE[1])
+    _int(d["line"], "line", 0, _MAX_U16)  # at most 5 digits: fits HEADER_FIELD_BYTES["line"]
     v = _str(d["vehicle"], "vehicle", 1, 16)
     for c in v:
         if ord(c) < 32:
             _fail("vehicle", "must not contain control characters")
+    n = len(v.encode())
+    if n > HEADER_FIELD_BYTES["vehicle"]:
+        _fail("vehicle", "must be at most %d bytes of UTF-8 (a Chinese character is 3), not %d" % (HEADER_FIELD_BYTES["vehicle"], n))
     _hex(d["city"], "city", 2, True)  # BCD, e.g. "2482"
     issuers = d["local_issuers"]
     if not isinstance(issuers, list):
@@ -219,16 +242,16 @@ def check(d):
         _fail("fares.lines", "must be an object")
     if not lines:
         _fail("fares.lines", "must name at least one line")
+    line_keys = _keys_unique(lines, "fares.lines", _MAX_U16)
     for k in lines:
-        _key_int(k, "fares.lines", _MAX_U16)
         _int(lines[k], "fares.lines.%s" % k, 0, _MAX_FARE)
-    if str(d["line"]) not in lines:
+    if d["line"] not in line_keys:
         _fail("fares.lines", "has no fare for line %d" % d["line"])
     types = f["card_types"]
     if not isinstance(types, dict):
         _fail("fares.card_types", "must be an object")
+    _keys_unique(types, "fares.card_types", 255)
     for k in types:
-        _key_int(k, "fares.card_types", 255)
         n = "fares.card_types.%s" % k
         _obj(types[k], n, _CARD_TYPE)
         _int(types[k]["percent"], n + ".percent", 0, 100)
@@ -236,11 +259,17 @@ def check(d):
     _int(f["all_cards_percent"], "fares.all_cards_percent", 0, 100)
     _int(f["transfer_discount"], "fares.transfer_discount", 0, _MAX_FARE)
 
-    w = _obj(d["windows"], "windows", _WINDOWS)
+    w = _obj(d["windows"], "windows", _WINDOWS, _WINDOWS_OPTIONAL)
     _int(w["repeat_ms"], "windows.repeat_ms", 100, 60000)
     _int(w["concession_s"], "windows.concession_s", 0, _DAY_S)
     _int(w["transfer_s"], "windows.transfer_s", 0, _DAY_S)
     _int(w["intent_timeout_s"], "windows.intent_timeout_s", 10, _DAY_S)
+    if "recovery_window_s" in w:
+        # Counted from the intent's time; inside it a proven debit is the ride (validator.md section 3). It cannot
+        # be shorter than the time an intent may stay open.
+        r = _int(w["recovery_window_s"], "windows.recovery_window_s", 0, _DAY_S)
+        if r < w["intent_timeout_s"]:
+            _fail("windows.recovery_window_s", "must be at least windows.intent_timeout_s (%d), not %d" % (w["intent_timeout_s"], r))
     _bool(d["block_denylisted"], "block_denylisted")
     if d["denylist_file"] is not None:
         _str(d["denylist_file"], "denylist_file", 1, 64)

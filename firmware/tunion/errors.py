@@ -17,5 +17,10 @@ class SamError(Exception):
     """The PSAM (or software SAM) failed or answered wrongly: the validator is out of service (OOS_SAM)."""
 
 
+class SamKeyMissing(SamError):
+    """The PSAM has no key for this card's key version or index: the card is refused (REFUSED_UNSUPPORTED), the
+    validator stays in service."""
+
+
 class JournalError(Exception):
     """The journal could not store a record."""

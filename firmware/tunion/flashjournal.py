@@ -112,12 +112,21 @@ class FlashJournal(FlashMount):
         if not self._room_for(OUTCOME_SIZE) and not self._open_segment():  # has_room() kept the reserve for it
             raise JournalError("journal full: no erased sector for the settlement")
         seq = self._program(rec)
-        self._remove(rec.ref)
+        loc = self._loc.get(rec.ref)
+        e = self._remove(rec.ref)
+        if joins_list(rec) and e is not None and loc is not None:  # settled with MAC2 rejected: stays, rejected
+            self._add(e.intent, loc[0], loc[1], True)
         self.pins.checkpoint(self.next_seq - 1)
         return seq
 
     def unresolved(self):
         return list(self._list.entries)
+
+    def open_terminal(self):
+        """The terminal in the open intent's segment header (in force when it was written)."""
+        if self._open_loc is not None:
+            return self._terminal(self._open_loc[0])
+        return self.header.terminal
 
     def drop_unresolved(self, seq, why):
         e = self._remove(seq)

@@ -324,11 +324,21 @@ class FsJournal:
             seq = self._append(rec, new)  # has_room() kept the reserve for it
         except OSError as e:
             raise JournalError("settlement not stored: %s" % e)
-        self._remove(rec.ref)
+        segno = self._segof.get(rec.ref)
+        old = self._remove(rec.ref)
+        if joins_list(rec) and old is not None and segno is not None:  # settled with MAC2 rejected: stays, rejected
+            self._add(old.intent, segno, True)
         return seq
 
     def unresolved(self):
         return list(self._list.entries)
+
+    def open_terminal(self):
+        """The terminal in the open intent's segment header (in force when it was written)."""
+        if self._open is not None:
+            segno = self._seg_holding(self._open.seq)
+            return self.term.get(segno, self.header.terminal)
+        return self.header.terminal
 
     def drop_unresolved(self, seq, why):
         e = self._remove(seq)

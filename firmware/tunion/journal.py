@@ -21,7 +21,9 @@ The durable list of torn intents (validator.md section 3; docs/design.md "Recove
                                 with FLAG_MAC2_BAD (debited, MAC2 rejected), until its settlement is written or
                                 it is dropped; survives reboots, acknowledgement and reflashing the application
   append_settlement(rec) -> seq rec.kind in record.SETTLEMENTS, rec.ref = an unknown entry's intent seq; no intent
-                                may be open; never refused for space; removes the entry
+                                may be open; never refused for space; removes the entry (a `settled` one flagged
+                                FLAG_MAC2_BAD stays, now `rejected`: joins_list)
+  open_terminal() -> bytes(6)   the terminal number in the open intent's segment header
   drop_unresolved(seq, why)     removes an entry without a settlement (why: "expired" for an unknown entry past
                                 its age limit, "window" for a MAC2-rejected entry past the recovery window)
   count_no_tac(card_no); no_tac_counts() -> {card_no: n}   debited-without-TAC recoveries per card, durable
@@ -32,7 +34,7 @@ FLAG_MAC2_BAD; its terminal is the one in the intent's segment header (in force 
 """
 from tunion.compat import const
 from tunion.errors import JournalError
-from tunion.record import Record, KIND_INTENT, KIND_UNRESOLVED, KIND_COMPLETED, FLAG_MAC2_BAD, SETTLEMENTS
+from tunion.record import Record, KIND_INTENT, KIND_UNRESOLVED, KIND_COMPLETED, KIND_SETTLED, FLAG_MAC2_BAD, SETTLEMENTS
 
 MAX_UNRESOLVED = const(16)  # validator.md section 3: the list holds at least 16 entries
 NO_TAC_CARDS = const(32)  # cards counted one by one for no-TAC recoveries; the rest share key 0 (docs/journal.md)
@@ -56,8 +58,11 @@ class Unresolved:
 
 
 def joins_list(rec):
-    """True for an outcome that puts its intent on the unresolved list."""
-    return rec.kind == KIND_UNRESOLVED or (rec.kind == KIND_COMPLETED and rec.flags & FLAG_MAC2_BAD)
+    """True for an outcome that puts its intent on the unresolved list (as `rejected` unless it is
+    `unresolved`), and for a settlement that keeps it there as rejected: debited, MAC2 rejected."""
+    if rec.kind == KIND_UNRESOLVED:
+        return True
+    return (rec.kind == KIND_COMPLETED or rec.kind == KIND_SETTLED) and bool(rec.flags & FLAG_MAC2_BAD)
 
 
 def check_settlement(open_intent, entries, rec):
@@ -105,8 +110,8 @@ class UnresolvedList:
 def list_change(rec):
     """What a record does to the unresolved list, for the journals' rebuild at mount: (1, rejected) for an
     outcome that puts its intent (rec.ref) on it, (-1, False) for a settlement (removes rec.ref), None else."""
-    if joins_list(rec):
-        return 1, rec.kind == KIND_COMPLETED
+    if joins_list(rec):  # an `unresolved` outcome, or a completion / settlement whose MAC2 was rejected
+        return 1, rec.kind != KIND_UNRESOLVED
     if rec.kind in SETTLEMENTS:
         return -1, False
     return None
@@ -160,6 +165,7 @@ class MemoryJournal:
         self._open = None  # the open intent, decoded
         self._open_terminal = self.terminal
         self._refusals = {}
+        self._ack = first_seq - 1
         self._no_tac = {}
         self.faults = []
         self._list = UnresolvedList(self._fault)
@@ -197,10 +203,15 @@ class MemoryJournal:
         return seq
 
     def append_settlement(self, rec):
-        check_settlement(self._open, self._list.entries, rec)
+        e = check_settlement(self._open, self._list.entries, rec)
         seq = self._append(rec)  # the capacity keeps MAX_UNRESOLVED records for these
         self._list.remove(rec.ref)
+        if joins_list(rec):
+            self._list.add(Unresolved(e.intent, e.terminal, True))
         return seq
+
+    def open_terminal(self):
+        return self._open_terminal
 
     def unresolved(self):
         return list(self._list.entries)
@@ -230,6 +241,7 @@ class MemoryJournal:
         return out
 
     def acknowledge(self, upto_seq):
+        self._ack = max(self._ack, min(upto_seq, self.next_seq - 1))
         keep = []
         open_seq = self._open.seq if self._open is not None else -1
         for raw in self._raw:
@@ -240,6 +252,27 @@ class MemoryJournal:
 
     def count_refusal(self, status):
         self._refusals[status] = self._refusals.get(status, 0) + 1
+
+    # The flash journals' housekeeping interface, so the app runs on this journal too.
+    def idle(self, budget=1):
+        return 0
+
+    def prepare(self):
+        return 0
+
+    @property
+    def ack(self):
+        return self._ack
+
+    def pending(self):
+        return self.next_seq - 1 - self._ack
+
+    def usage(self):
+        return len(self._raw), self.capacity
+
+    def raise_floor(self, seq):
+        if seq > self.next_seq:
+            self.next_seq = seq
 
     def refusals(self):
         return dict(self._refusals)

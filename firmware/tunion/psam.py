@@ -6,13 +6,16 @@ Any failure of the PSAM raises SamError: the validator goes out of service (OOS_
 """
 from tunion.compat import const, u32, put_u32
 from tunion.apdu import SW_OK, SW_MAC_INVALID, sw, data, sw_name
-from tunion.errors import CardLost, SamError
+from tunion.errors import CardLost, SamError, SamKeyMissing
 
 _READ_EF15 = b"\x00\xb0\x95\x00\x0e"  # serial(10) version(1) key card type(1) FCI(2)
 _READ_EF16 = b"\x00\xb0\x96\x00\x06"  # terminal number, 6 bytes BCD
 _SELECT_DF = b"\x00\xa4\x00\x00\x02\x80\x11"  # the T-Union PSAM application
 _READ_EF17 = b"\x00\xb0\x97\x00\x01"  # byte 0: purchase key index for 8050
 _LC_8070_TWO_LEVELS = const(0x24)  # 20 bytes + 2 factors of 8 (cardSN8 || issuerID8)
+# 8070 answers meaning "no key for this card's key version / index" (protocol section 3 table: 9403 key index not
+# supported; ISO 7816-4 6A88 referenced data not found): the card is refused, the PSAM is fine.
+_KEY_MISSING_SWS = (0x9403, 0x6A88)
 
 
 class Psam:
@@ -34,10 +37,16 @@ class Psam:
         except CardLost:
             self.session_ttc = None
             raise SamError("%s: PSAM not answering" % what)
+        except (OSError, ValueError) as e:
+            # A SAM port's own store failing (the software SAM's TTC file): the SAM cannot work (OOS_SAM).
+            self.session_ttc = None
+            raise SamError("%s: %s" % (what, e))
         if len(r) < 2:
             raise SamError("%s: answer too short" % what)
         s = sw(r)
         if s != SW_OK:
+            if what == "PSAM 8070" and s in _KEY_MISSING_SWS:
+                raise SamKeyMissing("%s: %s" % (what, sw_name(s)))
             raise SamError("%s: %s" % (what, sw_name(s)))
         d = data(r)
         if n is not None and len(d) != n:
@@ -81,6 +90,8 @@ class Psam:
             r = self.port.transceive(b"\x80\x72\x00\x00\x04" + bytes(mac2))
         except CardLost:
             raise SamError("PSAM 8072: PSAM not answering")
+        except (OSError, ValueError) as e:
+            raise SamError("PSAM 8072: %s" % e)
         finally:
             self.session_ttc = None  # one 8072 per 8070
         s = sw(r) if len(r) >= 2 else 0

@@ -1,26 +1,30 @@
-"""The tap: one purse purchase with the card and the PSAM, torn-card recovery, and the records it leaves.
+"""The tap: one purse purchase with the card and the PSAM, torn-tap recovery, and the records it leaves.
 
     result = tap(card_port, psam, journal, config, state, now)   # now = (CST seconds, ms tick)
     if result.status == PAID: show(result.fare, result.balance)
 
-validator.md sections 1-3. The order is: recover an open intent of this card (GET TRANSACTION PROVE, then the
-EF18 evidence), read the card, decide, INITIALIZE, PSAM 8070, append the intent, UPDATE CAPP DATA CACHE, DEBIT,
-PSAM 8072, append the outcome. Nothing is written to the card before the decision says pay; nothing is charged
-twice: when in doubt the intent ends `unresolved` and the card is not charged again.
+validator.md sections 1-3; the recovery table is in docs/design.md "Recovery". Order: select and read EF15; if this
+card has a torn intent (the open one, or one on the journal's durable unresolved list), ask for the evidence of
+that intent (`recover`); read EF17 and EF1E, decide, INITIALIZE (its counter settles a torn intent the log could
+not), PSAM 8070, append the intent, UPDATE CAPP DATA CACHE, DEBIT, PSAM 8072, append the outcome. Nothing is
+written to the card before the decision says pay; when the evidence is missing the card is never charged.
 """
 from tunion.compat import const
 from tunion import outcome as O
-from tunion.apdu import SW_OK, SW_INSUFFICIENT_BALANCE, SW_KEY_INDEX, SW_RECORD_NOT_FOUND, BLOCKED_SWS, sw_name
-from tunion.cardfiles import Ef15, Ef17, Ef18Entry, Ef1eRecord, InitAnswer, EF1E_SIZE
+from tunion import recovery as R
+from tunion.apdu import SW_OK, SW_INSUFFICIENT_BALANCE, SW_KEY_INDEX, BLOCKED_SWS, sw_name
+from tunion.cardfiles import Ef15, Ef17, Ef1eRecord, InitAnswer, EF1E_SIZE
 from tunion.card import Purse
 from tunion.clock import bcd_datetime
-from tunion.errors import CardError, CardLost, SamError, JournalError
+from tunion.denylist import DenylistError
+from tunion.errors import CardError, CardLost, SamError, SamKeyMissing, JournalError
 from tunion.record import (
     Record,
     KIND_INTENT,
     KIND_COMPLETED,
     KIND_CANCELLED,
     KIND_UNRESOLVED,
+    KIND_SETTLED,
     FLAG_SIMPLE,
     FLAG_RECOVERED,
     FLAG_MAC2_UNVERIFIED,
@@ -34,7 +38,9 @@ from tunion.rules import decide
 
 # Protocol section 7.8: algorithm IDs this validator can pay with. 00 = 3DES/DES. SM4 (04) is not built.
 SUPPORTED_ALGS = (0x00,)
-_EF18_RECORDS = const(10)  # EF18 is a cyclic file of 10 records
+# An unknown entry stays on the unresolved list this long (docs/design.md "Recovery": a week, far past the
+# recovery window; by then the card's 10-entry log has usually moved on and the depot settles it with clearing).
+UNRESOLVED_MAX_AGE_S = const(7 * 86400)
 _EF1E_TTYPE_FARE = const(0x06)  # EF1E 交易类型: single fare
 _EF1E_INDUSTRY_BUS = const(0x02)
 _ef1e_buf = bytearray(EF1E_SIZE)
@@ -42,7 +48,7 @@ _ef1e_buf = bytearray(EF1E_SIZE)
 
 class CardFacts:
     """What the card showed, for the rules: card number, EF15, EF17, its newest EF1E record (None if none),
-    and whether it has EF1E at all (compound purchase) ."""
+    and whether it has EF1E at all (compound purchase)."""
 
     def __init__(self, card_no, ef15, ef17, last_ef1e, compound):
         self.card_no = card_no
@@ -62,51 +68,47 @@ def _close(journal, intent, kind, flags=0, balance=None, tac=None):
     return rec
 
 
-_ABANDONED_KEPT = const(4)
-
-
-def _abandon(journal, state, intent):
-    """Close an open intent `unresolved` (another card pays, or it timed out: validator.md section 3) and
-    remember it in RAM, so that if its card comes back its debit is looked for before it is charged again."""
-    rec = _close(journal, intent, KIND_UNRESOLVED, FLAG_ABANDONED)
-    ab = state.abandoned
-    ab.append(intent)
-    if len(ab) > _ABANDONED_KEPT:
-        ab.pop(0)
-    return rec
-
-
 def resolve_open_intent(journal, state=None):
-    """The depot's (or the app's) way to end the open intent, if any, as `unresolved`. Returns the outcome or
-    None."""
+    """The depot's (or the app's) way to end the open intent, if any, as `unresolved` (it joins the durable
+    list, so its card is still never charged twice). Returns the outcome or None."""
     intent = journal.open_intent()
     if intent is None:
         return None
-    if state is None:
-        return _close(journal, intent, KIND_UNRESOLVED, FLAG_ABANDONED)
-    return _abandon(journal, state, intent)
+    return _close(journal, intent, KIND_UNRESOLVED, FLAG_ABANDONED)
+
+
+def _housekeep(journal, now):
+    """Unknown entries leave the list after UNRESOLVED_MAX_AGE_S (the journal records a fault); MAC2-rejected
+    ones leave when their card is seen after the recovery window (recover())."""
+    for e in journal.unresolved():
+        if not e.rejected and now[0] - e.intent.time > UNRESOLVED_MAX_AGE_S:
+            journal.drop_unresolved(e.intent.seq, "expired")
 
 
 def tap(card, sam, journal, config, state, now):
-    """One tap; see the module docstring. Only journal faults raise (JournalError); everything else is a Result."""
+    """One tap; see the module docstring. Only a journal that cannot store raises (JournalError); every other
+    fault is a Result (docs/design.md "Faults"): configuration or denylist unreadable -> OOS_CONFIG, PSAM or
+    its TTC store failing -> OOS_SAM, a key the PSAM lacks -> REFUSED_UNSUPPORTED, a card fault -> CARD_ERROR."""
     if config is None:
         return _result(O.OOS_CONFIG, detail="no valid configuration")
     if sam is None or sam.terminal is None:
         return _result(O.OOS_SAM, detail="PSAM not open")
-    intent = journal.open_intent()
-    if intent is not None and now[0] - intent.time > config.intent_timeout_s:
-        _abandon(journal, state, intent)
-        intent = None
+    state.pending = None
+    _housekeep(journal, now)
     purse = Purse(card)
     try:
-        return _tap(purse, sam, journal, config, state, now, intent)
+        return _tap(purse, sam, journal, config, state, now)
     except CardLost:
-        # Lost before anything was written (the DEBIT path handles its own losses).
         return _result(O.CARD_ERROR, detail="card left the field")
     except CardError as e:
         return _result(O.CARD_ERROR, detail=str(e))
+    except SamKeyMissing as e:
+        return _refuse(journal, O.REFUSED_UNSUPPORTED, detail=str(e))
     except SamError as e:
         return _result(O.OOS_SAM, detail=str(e))
+    except DenylistError as e:
+        return _result(O.OOS_CONFIG, detail="denylist: %s" % e)
+    # (No RecursionError clause: MicroPython has no such name, and TLV nesting is capped in tunion.apdu.)
 
 
 def _block(purse, sam, ef15):
@@ -126,7 +128,15 @@ def _refuse(journal, status, card_no=None, balance=None, detail=""):
     return _result(status, balance=balance, card_no=card_no, detail=detail)
 
 
-def _tap(purse, sam, journal, config, state, now, intent):
+def _close_other(journal, card_no, issuer, now, config):
+    """Another card's open intent: it ends `unresolved` (it stays on the durable list) before this card writes
+    anything (validator.md section 3: one intent may be open at a time)."""
+    other = journal.open_intent()
+    if other is not None and not (other.card_no == card_no and other.issuer == issuer):
+        _close(journal, other, KIND_UNRESOLVED, FLAG_ABANDONED)
+
+
+def _tap(purse, sam, journal, config, state, now):
     s, ef15_raw = purse.select()
     if s != SW_OK:
         if s in BLOCKED_SWS:
@@ -134,26 +144,13 @@ def _tap(purse, sam, journal, config, state, now, intent):
         return _refuse(journal, O.REFUSED_UNSUPPORTED, detail="no T-Union purse: " + sw_name(s))
     ef15 = Ef15.decode(ef15_raw if ef15_raw is not None else purse.read_ef15())
     card_no = ef15.card_no
-    pending = None  # this card's open intent whose debit is not proven either way
-    pending_sure = False  # True when EF18 showed it did not happen
-    if intent is not None and intent.card_no == card_no and intent.issuer == ef15.issuer:
-        ev = _evidence(purse, sam, intent)
-        if ev[0] == _PROVE or ev[0] == _LOG:
-            return _complete_recovered(journal, sam, intent, ev)
-        if ev[0] == _ELSEWHERE:
-            _close(journal, intent, KIND_CANCELLED)  # its counter value was spent elsewhere: ours did not happen
-        else:
-            pending = intent
-            pending_sure = ev[0] == _NOT_DONE
-    else:
-        old = _find_abandoned(state, card_no, ef15.issuer, now[0] - 2 * config.intent_timeout_s)
-        if old is not None:
-            state.abandoned.remove(old)
-            ev = _evidence(purse, sam, old)
-            if ev[0] == _PROVE or ev[0] == _LOG:
-                # Debited before its intent was closed unresolved: that record stands, nothing is charged again.
-                after = old.balance - old.amount
-                return _result(O.PAID_RECOVERED, old.amount, after, card_no, old.seq, FLAG_RECOVERED, "already paid")
+    other = journal.open_intent()
+    if other is not None and now[0] - other.time > config.intent_timeout_s:
+        if not (other.card_no == card_no and other.issuer == ef15.issuer):
+            _close(journal, other, KIND_UNRESOLVED, FLAG_ABANDONED)  # timed out (validator.md section 3)
+    r = recover(purse, sam, journal, config, state, now, ef15)
+    if r is not None:
+        return r
     ef17 = Ef17.decode(purse.read_ef17())
     compound, ef1e_raw = purse.read_last_ef1e()
     last_ef1e = Ef1eRecord.decode(ef1e_raw) if ef1e_raw is not None else None
@@ -163,33 +160,34 @@ def _tap(purse, sam, journal, config, state, now, intent):
     if status is not None:
         if status == O.REFUSED_DENYLISTED and config.block_denylisted:
             _block(purse, sam, ef15)
-        if pending is not None:  # in doubt it ends unresolved: never claim "not debited" without proof
-            _close(journal, pending, KIND_CANCELLED if pending_sure else KIND_UNRESOLVED, FLAG_RECOVERED)
         return _refuse(journal, status, card_no, detail="rules")
     if not journal.has_room():
         return _result(O.OOS_RECORDS_FULL, card_no=card_no, detail="journal full")
 
     s, init_raw = purse.init_purchase(compound, sam.key_index, fare, sam.terminal)
+    init = InitAnswer.decode(init_raw) if s == SW_OK else None
+    torn = state.pending
+    if torn is not None:
+        state.pending = None
+        if init is not None and init.counter == torn.intent.counter:
+            _settle(journal, state, torn, R.NOT_DEBITED, None, 0, now, config)  # counter unchanged
+        elif torn.inside:
+            # The counter moved (or INITIALIZE failed) and the log could not say where: never charge twice.
+            return _result(O.TAP_AGAIN, card_no=card_no, seq=torn.intent.seq, detail="torn purchase not proven either way")
     if s != SW_OK:
-        if pending is not None:
-            _close(journal, pending, KIND_CANCELLED if pending_sure else KIND_UNRESOLVED, FLAG_RECOVERED)
         if s == SW_INSUFFICIENT_BALANCE:
             return _refuse(journal, O.REFUSED_INSUFFICIENT, card_no, purse.get_balance(), "balance below fare")
         if s == SW_KEY_INDEX:
             return _refuse(journal, O.REFUSED_UNSUPPORTED, card_no, detail="key index not supported")
         return _result(O.CARD_ERROR, card_no=card_no, detail="INITIALIZE: " + sw_name(s))
-    init = InitAnswer.decode(init_raw)
-    if pending is not None:
-        if init.counter != pending.counter and not pending_sure:
-            # The counter moved and the log could not say where: in doubt, never charge twice.
-            _close(journal, pending, KIND_UNRESOLVED, FLAG_RECOVERED)
-            return _result(O.CARD_ERROR, card_no=card_no, detail="torn purchase: counter moved, log unreadable")
-        _close(journal, pending, KIND_CANCELLED)  # counter unchanged, or EF18 shows no debit of ours
+    if init.balance < fare:
+        # No overdraft on T-Union cards (protocol section 7.4), whatever the status word said (finding 6).
+        return _refuse(journal, O.REFUSED_INSUFFICIENT, card_no, init.balance, "balance below fare")
     if init.alg_id not in SUPPORTED_ALGS:
         return _refuse(journal, O.REFUSED_UNSUPPORTED, card_no, init.balance, "algorithm %02X" % init.alg_id)
     other = journal.open_intent()
-    if other is not None:  # another card's torn tap: this payment ends it (validator.md section 3)
-        _abandon(journal, state, other)
+    if other is not None:  # a torn tap (another card's, or this card's still unproven): this payment ends it
+        _close(journal, other, KIND_UNRESOLVED, FLAG_ABANDONED)
 
     dt7 = bcd_datetime(now[0])
     ttype = TTYPE_COMPOUND if compound else TTYPE_SIMPLE
@@ -215,8 +213,7 @@ def _tap(purse, sam, journal, config, state, now, intent):
         journal.append_intent(intent)
     except JournalError as e:
         return _result(O.OOS_RECORDS_FULL, card_no=card_no, detail=str(e))
-    after = init.balance - fare
-    return _pay(purse, sam, journal, state, now, intent, compound, config, fare, after, dt7, mac1)
+    return _pay(purse, sam, journal, state, now, intent, compound, config, fare, init.balance - fare, dt7, mac1)
 
 
 def _pay(purse, sam, journal, state, now, intent, compound, config, fare, after, dt7, mac1):
@@ -250,97 +247,151 @@ def _pay(purse, sam, journal, state, now, intent, compound, config, fare, after,
         # DEBIT was sent and its answer is lost: the card may have been debited. Keep the intent open.
         return _result(O.TAP_AGAIN, fare, card_no=card_no, seq=intent.seq, detail="DEBIT answer lost: %s" % e)
     except CardError as e:
-        s = -1
-    if s != SW_OK:
-        # An answer that is not a clean 9000 cannot be trusted to mean "not debited": ask the card at once.
-        return _settle_now(purse, sam, journal, intent, fare, "DEBIT: %s" % (sw_name(s) if s >= 0 else "garbled"))
-    flags = 0
+        s, tac = -1, None  # no status word at all
+    if s != SW_OK or tac is None:
+        # An answer that is not a clean 9000 with TAC and MAC2 cannot be trusted to mean "not debited": ask the
+        # card at once (its PSAM session is still ours, so a PROVE answer can be verified). A 9000 with a
+        # malformed body is never settled "not debited".
+        why = "DEBIT: %s" % (sw_name(s) if s >= 0 else "no status word")
+        torn = R.Torn(intent, sam.terminal, True, True)
+        try:
+            r = _evidence(purse, sam, journal, config, state, now, torn, s == SW_OK)
+        except (CardLost, CardError):
+            r = None
+        state.pending = None  # this tap already ends here
+        if r is None or r is _NOT_CHARGED:
+            if journal.open_intent() is None:  # proven not debited: it was settled `cancelled`
+                return _result(O.CARD_ERROR, card_no=card_no, detail=why)
+            return _result(O.TAP_AGAIN, fare, card_no=card_no, seq=intent.seq, detail=why)
+        return r
     try:
-        if not sam.credit(mac2):
-            flags = FLAG_MAC2_BAD
-    except SamError:
-        flags = FLAG_MAC2_UNVERIFIED  # a DEBIT that answered 9000 is never cancelled
-    rec = _close(journal, intent, KIND_COMPLETED, flags, after, tac)
-    state.paid(card_no, now[1])
+        ok = sam.credit(mac2)
+        why = "PSAM rejected MAC2"
+    except SamError as e:
+        ok = False  # 8072 is one shot: a PSAM that did not answer it verified nothing (see the driver)
+        why = str(e)
+    if not ok:
+        # DEBIT answered 9000: the card was debited, so never `cancelled`; but MAC2 did not verify, so no PAID:
+        # the record says so, the intent joins the durable list (validator.md section 3, "MAC2 must verify").
+        rec = _close(journal, intent, KIND_COMPLETED, FLAG_MAC2_BAD, after, tac)
+        return _result(O.MAC2_REJECTED, fare, after, card_no, rec.seq, rec.flags, why)
+    rec = _close(journal, intent, KIND_COMPLETED, 0, after, tac)
+    state.paid(card_no, now[1], now[0])
     return _result(O.PAID, fare, after, card_no, rec.seq, rec.flags)
 
 
-_PROVE = "prove"
-_LOG = "log"
-_ELSEWHERE = "elsewhere"
-_NOT_DONE = "not done"
-_UNKNOWN = "unknown"
+# ---- recovery (validator.md section 3; docs/design.md "Recovery") ----------------------------------------------
+_NOT_CHARGED = _result(O.TAP_AGAIN)  # marker: evidence inconclusive, the caller decides what to show
 
 
-def _find_abandoned(state, card_no, issuer, since):
-    """This card's abandoned intent from `since` on (older ones are forgotten: a card back hours later is a new
-    ride, and the depot settles the unresolved record with the clearing centre)."""
-    ab = state.abandoned
-    while ab and ab[0].time < since:
-        ab.pop(0)
-    for i in ab:
-        if i.card_no == card_no and i.issuer == issuer:
-            return i
-    return None
+def guard_recovered(state, card_no, now):
+    """The 1 s repeat guard after a PAID_RECOVERED (issue 7 finding 2): as after a PAID."""
+    state.paid(card_no, now[1], now[0])
 
 
-def _evidence(purse, sam, intent):
-    """What the card says about a torn purchase (validator.md section 3):
-    (_PROVE, mac2, tac): GET TRANSACTION PROVE for counter + 1 answered: the debit happened, with its TAC;
-    (_LOG,): EF18 has an entry with this terminal, counter + 1 and the amount: it happened, no TAC to be had;
-    (_ELSEWHERE,): EF18 shows counter + 1 spent at another terminal: ours did not happen;
-    (_NOT_DONE,): EF18 was read and holds no entry with counter + 1: ours did not happen;
-    (_UNKNOWN,): no proof either way (the counter from INITIALIZE decides later)."""
-    want = (intent.counter + 1) & 0xFFFF  # protocol section 7.2: PROVE and EF18 use the incremented counter
-    got = purse.get_prove(intent.ttype, want)
-    if got is not None:
-        return _PROVE, got[0], got[1]
-    for n in range(1, _EF18_RECORDS + 1):
-        s, raw = purse.read_ef18(n)
-        if raw is None:
-            # No more records (6A83): the log was read to its end. Anything else: the log cannot tell.
-            return (_NOT_DONE,) if s == SW_RECORD_NOT_FOUND else (_UNKNOWN,)
-        e = Ef18Entry.decode(raw)
-        if e.ttype != TTYPE_SIMPLE and e.ttype != TTYPE_COMPOUND:
-            continue  # a load: its counter is the online counter, another sequence
-        if e.counter == want:
-            if e.terminal == sam.terminal and e.amount == intent.amount:
-                return (_LOG,)
-            return (_ELSEWHERE,)
-        if e.counter < want:
-            return (_NOT_DONE,)  # newest first: from here on everything predates the torn purchase
-    return (_UNKNOWN,)
-
-
-def _settle_now(purse, sam, journal, intent, fare, why):
-    """DEBIT answered something other than TAC and MAC2: the card is most likely still in the field, so look for
-    the evidence now (GET TRANSACTION PROVE, EF18). Unknown: the intent stays open (TAP_AGAIN)."""
+def prove_verified(sam, intent, mac2):
+    """Does the PSAM verify this PROVE answer's MAC2 in the intent's own 8070 session? True / False (rejected),
+    None when that session is gone (another 8070, a reboot) or the PSAM cannot tell."""
+    if sam.session_ttc != intent.ttc:
+        return None
     try:
-        ev = _evidence(purse, sam, intent)
-    except (CardLost, CardError):
-        ev = (_UNKNOWN,)
-    if ev[0] == _PROVE or ev[0] == _LOG:
-        return _complete_recovered(journal, sam, intent, ev)
-    if ev[0] == _UNKNOWN:
-        return _result(O.TAP_AGAIN, fare, card_no=intent.card_no, seq=intent.seq, detail=why)
-    _close(journal, intent, KIND_CANCELLED)
-    return _result(O.CARD_ERROR, card_no=intent.card_no, detail=why)
+        return sam.credit(mac2)
+    except SamError:
+        return None
 
 
-def _complete_recovered(journal, sam, intent, ev):
-    after = intent.balance - intent.amount
+def _torn_for(journal, config, now, ef15):
+    """This card's torn intent: the open one, else its newest entry on the unresolved list; None if neither."""
+    card_no, issuer = ef15.card_no, ef15.issuer
+    i = journal.open_intent()
+    if i is not None and i.card_no == card_no and i.issuer == issuer:
+        terminal = journal.open_terminal()
+        return R.Torn(i, terminal, True, now[0] - i.time <= config.recovery_window_s), None
+    found = None
+    for e in journal.unresolved():
+        if e.intent.card_no == card_no and e.intent.issuer == issuer:
+            found = e
+    if found is None:
+        return None, None
+    return R.Torn(found.intent, found.terminal, False, now[0] - found.intent.time <= config.recovery_window_s), found
+
+
+def recover(purse, sam, journal, config, state, now, ef15):
+    """A returning card with a torn intent: ask for the evidence of that intent, write what it proves, and say
+    what this tap does. Returns a Result to end the tap with, or None to go on to the purchase (nothing torn,
+    the debit proven not to have happened, the recovery window over, or the proof waits for INITIALIZE's
+    counter: then state.pending holds the intent)."""
+    torn, entry = _torn_for(journal, config, now, ef15)
+    if torn is None:
+        return None
+    if entry is not None and entry.rejected:
+        # Debited with a rejected MAC2: inside the window neither charged again nor shown PAID for it.
+        i = torn.intent
+        if torn.inside:
+            return _result(O.MAC2_REJECTED, i.amount, i.balance - i.amount, i.card_no, i.seq, FLAG_MAC2_BAD, "MAC2 rejected earlier")
+        journal.drop_unresolved(i.seq, "window")
+        return None
+    try:
+        r = _evidence(purse, sam, journal, config, state, now, torn, False)
+    except CardLost:
+        r = _NOT_CHARGED  # torn again during the recovery (finding 1): nothing proven
+    if r is _NOT_CHARGED:
+        if torn.inside:
+            return _result(O.TAP_AGAIN, card_no=ef15.card_no, seq=torn.intent.seq, detail="torn purchase not proven")
+        return None  # past the window: a new ride; the old intent stays unresolved
+    return r
+
+
+def _evidence(purse, sam, journal, config, state, now, torn, debit_said_ok):
+    """Gather PROVE (verified in the intent's own session when it still is) and the log, settle what they prove.
+    Returns a Result (the ride is paid or MAC2-rejected), None (go on paying), or _NOT_CHARGED (nothing proven;
+    state.pending is set when INITIALIZE's counter may still prove "not debited")."""
+    intent = torn.intent
+    prove = R.ask_prove(purse, intent)
+    verified = None
+    if prove[0] == R.PROVE_DATA:
+        verified = prove_verified(sam, intent, prove[1])
+    log = R.LOG_UNKNOWN if verified is True else R.ask_log(purse, intent, torn.terminal)
+    end = R.judge(prove, verified, log)
+    if end == R.NOT_DEBITED and debit_said_ok:
+        end = R.UNKNOWN  # a DEBIT that answered 9000 is never recorded as not debited
+    if end == R.UNKNOWN:
+        if not debit_said_ok:
+            state.pending = torn
+        return _NOT_CHARGED
     flags = FLAG_RECOVERED
-    if ev[0] == _LOG:
-        rec = _close(journal, intent, KIND_UNRESOLVED, flags, after)
-        return _result(O.PAID_RECOVERED, intent.amount, after, intent.card_no, rec.seq, rec.flags, "no TAC")
-    mac2, tac = ev[1], ev[2]
-    if sam.session_ttc == intent.ttc:
-        try:
-            if not sam.credit(mac2):
-                flags |= FLAG_MAC2_BAD
-        except SamError:
+    tac = None
+    if end == R.DEBITED_TAC:
+        tac = prove[2]
+        if verified is False:
+            flags |= FLAG_MAC2_BAD
+        elif verified is None:
             flags |= FLAG_MAC2_UNVERIFIED
+    return _settle(journal, state, torn, end, tac, flags, now, config)
+
+
+def _settle(journal, state, torn, end, tac, flags, now, config):
+    """Write what the evidence proved about the torn intent (an outcome when it is the open intent, else a
+    settlement citing it) and say what the passenger sees: None (go on paying) or a Result."""
+    intent = torn.intent
+    card_no, issuer = intent.card_no, intent.issuer
+    after = intent.balance - intent.amount
+    if end == R.NOT_DEBITED:
+        balance, flags = intent.balance, 0
     else:
-        flags |= FLAG_MAC2_UNVERIFIED  # the PSAM session is gone (another 8070, a reboot)
-    rec = _close(journal, intent, KIND_COMPLETED, flags, after, tac)
-    return _result(O.PAID_RECOVERED, intent.amount, after, intent.card_no, rec.seq, rec.flags, "TAC recovered")
+        balance = after
+    rec = intent.outcome(R.record_kind(end, torn.is_open), flags, balance, tac)
+    if torn.is_open:
+        journal.append_outcome(rec)
+    else:
+        _close_other(journal, card_no, issuer, now, config)  # a settlement is written with no intent open
+        journal.append_settlement(rec)
+    if end == R.DEBITED_NO_TAC:
+        journal.count_no_tac(card_no)
+    if end == R.NOT_DEBITED or not torn.inside:
+        return None  # the purchase runs on: a new ride (after the window the proof is still recorded)
+    if flags & FLAG_MAC2_BAD:
+        return _result(O.MAC2_REJECTED, intent.amount, after, card_no, rec.seq, rec.flags, "MAC2 rejected")
+    guard_recovered(state, card_no, now)  # the 1 s repeat guard follows every accepted tap
+    detail = "TAC recovered" if rec.kind == KIND_COMPLETED or rec.kind == KIND_SETTLED else "no TAC"
+    return _result(O.PAID_RECOVERED, intent.amount, after, card_no, rec.seq, rec.flags, detail)

@@ -1,7 +1,7 @@
 """Decide, on what the card showed, whether and how much to charge (validator.md s.2, protocol s.7.7).
 
     status, fare = decide(facts, config, state, now)   # status None: pay `fare` fen; else an outcome status
-    ...; state.paid(facts.card_no, now[1])             # the tap, after a payment: the 1 s repeat check
+    ...; state.paid(facts.card_no, now[1], now[0])     # the tap, after every accepted tap: the 1 s repeat check
 
 Checks run in the order of validator.md s.2 (the SELECT-level "blocked" check is the tap's, before this):
 clock, activation and interoperation, dates, denylist, repeat within 1 s, concession window, then the fare.
@@ -18,23 +18,31 @@ _BOARDING = (0x02, 0x03, 0x06)
 
 
 class State:
-    """What the decision keeps in RAM between taps: the last card that paid here and its tick. A reboot clears
-    it, which is safe: the repeat check only suppresses a double beep, the concession check reads the card."""
+    """What the decision keeps in RAM between taps: the last card accepted here, its tick and its wall-clock
+    second. A reboot clears it, which is safe: the repeat check only suppresses a double beep, the concession
+    check reads the card, and torn intents live in the journal's durable list, not here."""
 
     def __init__(self):
         self.last_card = None
         self.last_tick = 0
-        # Intents closed `unresolved` by another card's payment or a timeout, newest last (tunion.purchase keeps
-        # a few): if that card comes back its debit is looked for again, so it is never charged twice.
-        self.abandoned = []
+        self.last_secs = None
+        self.pending = None  # tunion.purchase: a torn intent whose proof waits for this tap's INITIALIZE counter
 
-    def paid(self, card_no, ticks):
+    def paid(self, card_no, ticks, secs=None):
         self.last_card = card_no
         self.last_tick = ticks
+        self.last_secs = secs
 
-    def is_repeat(self, card_no, ticks, repeat_ms):
+    def is_repeat(self, card_no, ticks, repeat_ms, secs=None):
         if self.last_card is None or card_no != self.last_card:
             return False
+        # ticks wrap (MicroPython: every 2**30 ms, 12.4 days): a tick difference alone would call a card seen
+        # exactly one period later a repeat (issue 7 finding 13). The wall clock, when both taps have it, must
+        # agree that little time passed.
+        if secs is not None and self.last_secs is not None:
+            ds = secs - self.last_secs
+            if ds < 0 or ds > repeat_ms // 1000 + 1:
+                return False
         d = ticks_diff(ticks, self.last_tick)
         return 0 <= d < repeat_ms
 
@@ -137,7 +145,7 @@ def decide(facts, config, state, now):
     status = check_card(facts, config, today, local)
     if status is not None:
         return status, 0
-    if state is not None and state.is_repeat(facts.card_no, ticks, config.repeat_ms):
+    if state is not None and state.is_repeat(facts.card_no, ticks, config.repeat_ms, secs):
         return outcome.IGNORED_REPEAT, 0
     lb = last_boarding(facts)
     if is_concession(facts, config, local) and paid_here_within(lb, config, secs, config.concession_s):

@@ -77,12 +77,33 @@ def case_ppse_lists_both_applications():
 
 
 def case_tlv_rejects_overrun():
-    for bad in (H("6F05840A00"), H("9F"), H("6F"), H("6F82000100")):
+    # runs past the end; truncated tag; truncated length; 82 form longer than the data; indefinite; 85 form
+    for bad in (H("6F05840A00"), H("9F"), H("6F"), H("6F82000500"), H("6F8000"), H("6F850000000001")):
         try:
             tlv_find(bad, 0x84)
         except CardError:
             continue
         assert False, bad.hex()
+
+
+def case_tlv_every_ber_length_form():
+    # The same FCI with its outer length in each BER form a 254-byte answer can hold (issue 7 finding 12).
+    inner = H("8408A000000632010105")
+    for head in (H("6F0A"), H("6F810A"), H("6F82000A"), H("6F8300000A"), H("6F840000000A")):
+        a, b = tlv_find(head + inner, 0x84)
+        assert bytes((head + inner)[a:b]) == H("A000000632010105"), head.hex()
+
+
+def case_tlv_depth_is_bounded():
+    # 40 nested constructed templates: a CardError, never a RecursionError (a fault, not a card answer).
+    deep = H("8400")
+    for _ in range(40):
+        deep = bytes((0x61, len(deep))) + deep if len(deep) < 128 else bytes((0x61, 0x81, len(deep))) + deep
+    try:
+        tlv_find(deep, 0x84)
+    except CardError:
+        return
+    assert False, "no error for 40 levels"
 
 
 def case_ef18_real_golden():

@@ -11,7 +11,7 @@ from tunion.config import Config, check, DEFAULT
 from tunion.journal import MemoryJournal
 from tunion.psam import Psam
 from tunion.purchase import tap
-from tunion.record import KIND_INTENT, KIND_COMPLETED, KIND_UNRESOLVED
+from tunion.record import KIND_INTENT, end_of, is_settlement, END_DEBITED_TAC, END_DEBITED_NO_TAC, END_UNKNOWN
 from tunion.rules import State
 from tunion.softsam import SoftSam, MemoryTtcStore
 from sim import keys
@@ -30,13 +30,13 @@ def test_config(**changes):
     return Config(check(d))
 
 
-def sam_keys():
+def sam_keys(terminal=None, serial=None):
     return {
         "mpk": keys.MPK,
         "mtk": keys.MTK,
         "mbk": keys.MBK,
-        "terminal": keys.TEST_TERMINAL,
-        "serial": keys.TEST_PSAM_SERIAL,
+        "terminal": terminal or keys.TEST_TERMINAL,
+        "serial": serial or keys.TEST_PSAM_SERIAL,
         "key_index": keys.KEY_INDEX,
         "key_version": keys.KEY_VERSION,
     }
@@ -47,10 +47,12 @@ def _quiet(*a):
 
 
 class Rig:
-    def __init__(self, journal=None, config=None, when=(2026, 12, 1, 8, 0, 0), ttc_store=None):
-        self.softsam = SoftSam(sam_keys(), ttc_store or MemoryTtcStore(), out=_quiet)
+    def __init__(self, journal=None, config=None, when=(2026, 12, 1, 8, 0, 0), ttc_store=None, terminal=None,
+                 serial=None):
+        self.softsam = SoftSam(sam_keys(terminal, serial), ttc_store or MemoryTtcStore(), out=_quiet)
         self.psam = Psam(self.softsam).open()
-        self.journal = journal if journal is not None else MemoryJournal()
+        self.terminal = self.psam.terminal
+        self.journal = journal if journal is not None else MemoryJournal(terminal=self.terminal)
         self.config = config if config is not None else test_config()
         self.state = State()
         self.secs = secs_from_civil(*when)
@@ -68,6 +70,12 @@ class Rig:
         self.advance(advance_ms)
         return r
 
+    def reboot(self):
+        """A power cycle of the whole validator: RAM state gone, the SAM reset; the journal object stands for the
+        flash (a MemoryJournal keeps everything; flash journals are remounted by the caller)."""
+        self.state = State()
+        self.reboot_sam()
+
     def reboot_sam(self):
         """A power cycle of the SAM: the PSAM session is gone (its TTC store keeps the next values)."""
         self.softsam.reset()
@@ -78,14 +86,15 @@ class Rig:
 
 
 def ledger(records):
-    """(completed, unresolved, cancelled, open) intents by their outcome: lists of intent records."""
+    """(debited, unresolved, not debited, open) intents by how they ended (record.end_of; a settlement overrides
+    the `unresolved` outcome it cites): lists of intent records."""
     intents = {}
     done = {}
     for r in records:
         if r.kind == KIND_INTENT:
             intents[r.seq] = r
-        else:
-            done[r.ref] = r.kind
+        elif is_settlement(r.kind) or r.ref not in done:
+            done[r.ref] = end_of(r.kind)
     completed = []
     unresolved = []
     cancelled = []
@@ -94,9 +103,9 @@ def ledger(records):
         k = done.get(seq)
         if k is None:
             still_open.append(intents[seq])
-        elif k == KIND_COMPLETED:
+        elif k == END_DEBITED_TAC or k == END_DEBITED_NO_TAC:
             completed.append(intents[seq])
-        elif k == KIND_UNRESOLVED:
+        elif k == END_UNKNOWN:
             unresolved.append(intents[seq])
         else:
             cancelled.append(intents[seq])
