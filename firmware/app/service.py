@@ -1,0 +1,202 @@
+"""The service entry points the depot calls over the raw REPL: each returns one JSON-able value or one error form.
+
+    import app.service as s
+    s.status()                       # {"ok": True, "firmware": "0.1.0", "records_waiting": 12, ...}
+    s.records(1, 4096)               # {"ok": True, "chunks": [{"b64": ..., "crc": ...}], "next": 41, "end": True}
+    s.ack(40); s.set_clock(1796112000); s.install("config", "/stage/config.json")
+
+An error is {"ok": False, "error": "<kind>", "detail": "..."}; nothing here raises (the depot's one board module
+reads these forms). The app registers the running Validator with `attach()` at boot; the depot interrupts the
+loop between taps (Ctrl-C is held off during a tap), so a service call never runs while a tap is in progress.
+"""
+import binascii
+
+from tunion.compat import const, crc32
+from tunion.config import ConfigError, read_config
+from tunion.purchase import resolve_open_intent
+from tunion.version import FIRMWARE_VERSION
+
+_CHUNK_MAX = const(4096)  # depot.md: base64 chunks of at most 4 KB per exec, each with its own CRC
+
+_V = None  # the running app.validator.Validator
+_CTX = {}  # what boot knows: board name and id, config path, denylist path, reset cause, error log, header maker
+
+
+def attach(validator, **ctx):
+    """Boot registers the validator and its context (board, board_id, config_path, denylist_path, keys_path,
+    reset_cause, log, set_time, new_header, reload)."""
+    global _V
+    _V = validator
+    _CTX.clear()
+    for k in ctx:
+        _CTX[k] = ctx[k]
+
+
+def _err(kind, detail):
+    return {"ok": False, "error": kind, "detail": str(detail)}
+
+
+def _need():
+    if _V is None:
+        return _err("not_booted", "the app has not booted on this board")
+    return None
+
+
+def status():
+    """Versions, board, clock, records waiting, free flash, counters, faults, errors, unresolved intents."""
+    e = _need()
+    if e:
+        return e
+    v = _V
+    j = v.journal
+    used, total = j.usage()
+    unresolved = []
+    for u in j.unresolved():
+        i = u.intent
+        unresolved.append({"seq": i.seq, "card": str(i.card_no), "amount": i.amount, "time": i.time,
+                           "rejected": u.rejected, "terminal": binascii.hexlify(u.terminal).decode()})
+    no_tac = {}
+    counts = j.no_tac_counts()
+    for k in counts:
+        no_tac[str(k)] = counts[k]
+    now = v.clock.now()
+    log = _CTX.get("log")
+    st = v.stats()
+    return {
+        "ok": True,
+        "firmware": FIRMWARE_VERSION,
+        "config_version": v.config.version if v.config is not None else None,
+        "board": _CTX.get("board"),
+        "board_id": _CTX.get("board_id"),
+        "clock": now[0] if v.clock.valid else None,
+        "clock_valid": bool(v.clock.valid),
+        "records_waiting": j.pending(),
+        "next_seq": j.next_seq,
+        "flash_used": used,
+        "flash_total": total,
+        "refusals": j.refusals(),
+        "faults": [list(f) for f in j.faults],
+        "errors": [list(x) for x in log.entries()] if log is not None else [],
+        "errors_total": log.total if log is not None else 0,
+        "unresolved": unresolved,
+        "no_tac": no_tac,
+        "open_intent": j.open_intent().seq if j.open_intent() is not None else None,
+        "reset_cause": _CTX.get("reset_cause"),
+        "out_of_service": st["out_of_service"],
+        "oos_ms": st["oos_ms"],
+        "taps": st["counts"],
+        "test_keys": bool(v.sam is not None and v.sam.test_keys),
+    }
+
+
+def records(seq, max_bytes=_CHUNK_MAX):
+    """Journal bytes from `seq` on, with their segment headers, as base64 chunks of at most 4 KB, a CRC32 each:
+    {"chunks": [{"b64", "crc", "len"}], "next": first seq not sent, "end": nothing more waits}."""
+    e = _need()
+    if e:
+        return e
+    if max_bytes > _CHUNK_MAX or max_bytes < 256:
+        return _err("bad_argument", "max_bytes must be 256..%d" % _CHUNK_MAX)
+    try:
+        raw, nxt, end = _V.journal.read_raw(seq, max_bytes)
+    except (OSError, ValueError) as x:
+        return _err("journal", x)
+    b = bytes(raw)
+    return {"ok": True, "chunks": [{"b64": binascii.b2a_base64(b).decode().strip(), "crc": crc32(b) & 0xFFFFFFFF,
+                                    "len": len(b)}], "next": nxt, "end": end}
+
+
+def ack(upto):
+    """The depot stored records up to `upto` durably: they may be freed (never the open or unresolved intents)."""
+    e = _need()
+    if e:
+        return e
+    try:
+        _V.journal.acknowledge(upto)
+    except (OSError, ValueError) as x:
+        return _err("journal", x)
+    return {"ok": True, "acknowledged": _V.journal.ack if hasattr(_V.journal, "ack") else upto}
+
+
+def set_clock(secs):
+    """Set the wall clock (CST seconds since 1970) in the RTC and machine.RTC; payments may resume."""
+    e = _need()
+    if e:
+        return e
+    try:
+        _V.clock.set_time(secs)
+    except (OSError, ValueError) as x:
+        return _err("clock", x)
+    return {"ok": True, "clock": _V.clock.now()[0]}
+
+
+def close_intent():
+    """End the open intent `unresolved` (it stays on the unresolved list, so its card is never charged twice)."""
+    e = _need()
+    if e:
+        return e
+    rec = resolve_open_intent(_V.journal)
+    return {"ok": True, "closed": rec.ref if rec is not None else None}
+
+
+def raise_floor(n):
+    """Sequence numbers below n were used on this board before (e.g. before a full erase): never reuse them."""
+    e = _need()
+    if e:
+        return e
+    _V.journal.raise_floor(n)
+    return {"ok": True, "next_seq": _V.journal.next_seq}
+
+
+def install(kind, staged):
+    """Install a staged file ("config", "denylist" or, on development boards, "keys") atomically; the running
+    validator takes it at once. The staged file is checked again here; on any error the old file stays."""
+    e = _need()
+    if e:
+        return e
+    reload = _CTX.get("reload")
+    try:
+        if kind == "config":
+            from tunion.config import install_config
+
+            f = open(staged, "rb")
+            try:
+                text = f.read()
+            finally:
+                f.close()
+            install_config(text, _CTX.get("config_path", "/config.json"))
+        elif kind == "denylist":
+            from tunion.denylist import install_denylist
+
+            install_denylist(staged, _CTX.get("denylist_path", "/denylist.bin"))
+        elif kind == "keys":
+            if not _CTX.get("dev_board"):
+                return _err("refused", "software SAM keys are for development boards only")
+            from tunion.softsam import load_keys
+
+            f = open(staged, "rb")
+            try:
+                load_keys(f.read().decode())
+            finally:
+                f.close()
+            import os
+
+            os.rename(staged, _CTX.get("keys_path", "/samkeys.json"))
+        else:
+            return _err("bad_argument", "unknown kind %r" % kind)
+    except ConfigError as x:
+        return _err("config", x)
+    except (OSError, ValueError) as x:
+        return _err(kind, x)
+    if reload is not None:
+        _V.config, _V.sam = reload()
+    return {"ok": True, "installed": kind}
+
+
+def check_config(path):
+    """Read and check a configuration file without installing it."""
+    try:
+        c = read_config(path)
+    except ConfigError as x:
+        return _err("config", x)
+    return {"ok": True, "version": c.version, "line": c.line}

@@ -1,0 +1,168 @@
+"""The tap loop: wait for a card, tap() it, show and sound the result, wait for it to be lifted, then idle work.
+
+    v = Validator(reader, sam, journal, config, clock, screen=scr, feedback=fb, wdt=wdt, log=errlog)
+    while True: v.step()          # what main.py runs; service.status() reads v.stats()
+
+Parts arrive as duck-typed objects (boot.py builds them from the board file):
+  reader    detect() -> bool (a card is activated), transceive(apdu), present() -> bool (still in the field)
+  sam       tunion.psam.Psam (over the T=0 driver or the software SAM), or None while there is none
+  journal   tunion.flashjournal.FlashJournal or tunion.fsjournal.FsJournal
+  config    tunion.config.Config, or None when missing or bad
+  clock     now() -> (CST seconds, ms tick), valid (False until the time is known: validator.md section 5)
+  screen    show(lines) (draws later, between taps), flush(); feedback start(status, ms), poll(ms); optional
+  wdt       feed(); kbd(n) is micropython.kbd_intr on the board (Ctrl-C held off during a tap)
+  retry     a callable that tries to fix what put the validator out of service; returns (config, sam)
+
+The loop never pays while out of service (its reason on screen, retried every `retry_ms`), never taps a card that
+rests on the reader twice, and never dies: an unexpected exception goes to the error log, shows out of service,
+and the loop goes on (issue 8, "The app").
+"""
+import gc
+
+from tunion.compat import const, ticks_diff
+from tunion import outcome as O
+from tunion import messages
+from tunion.errors import JournalError
+from tunion.purchase import tap
+from tunion.rules import State
+
+_RETRY_MS = const(5000)
+_RESULT_MS = const(2000)  # a result stays on screen this long after the card is lifted
+_COUNTED = (O.CARD_ERROR, O.TAP_AGAIN, O.PAID, O.PAID_RECOVERED, O.MAC2_REJECTED)
+
+
+def _noop(*a):
+    return None
+
+
+class Validator:
+    def __init__(self, reader, sam, journal, config, clock, screen=None, feedback=None, wdt=None, log=None,
+                 kbd=None, retry=None, ticks=None):
+        self.reader = reader
+        self.sam = sam
+        self.journal = journal
+        self.config = config
+        self.clock = clock
+        self.screen = screen
+        self.feedback = feedback
+        self.wdt = wdt
+        self.log = log
+        self.kbd = kbd if kbd is not None else _noop
+        self.retry = retry
+        self.ticks = ticks if ticks is not None else (lambda: clock.now()[1])
+        self.state = State()
+        self.resting = False  # the last card tapped is still on the reader
+        self.reason = None  # out of service: its status (OOS_*), else None
+        self.oos_since = None
+        self.oos_ms = 0  # time out of service so far (ms)
+        self.counts = {}
+        self.last = None  # the last tap's Result
+        self._last_retry = None
+        self._shown = None
+        self._result_at = None
+
+    # ---- out of service ----------------------------------------------------------------------------------
+    def why_out_of_service(self):
+        """The OOS_* status that stops payments now, or None (validator.md sections 4-5)."""
+        if self.config is None:
+            return O.OOS_CONFIG
+        if self.sam is None or self.sam.terminal is None:
+            return O.OOS_SAM
+        if not self.clock.valid:
+            return O.OOS_CLOCK
+        if not self.journal.has_room():
+            return O.OOS_RECORDS_FULL
+        return None
+
+    def _enter(self, reason, t):
+        if self.reason is None:
+            self.oos_since = t
+        elif self.oos_since is not None:
+            self.oos_ms += ticks_diff(t, self.oos_since)
+            self.oos_since = t
+        self.reason = reason
+        self._show([messages.text(reason)[0], messages.text(reason)[1]])
+
+    def _leave(self, t):
+        if self.reason is not None and self.oos_since is not None:
+            self.oos_ms += ticks_diff(t, self.oos_since)
+        self.reason = None
+        self.oos_since = None
+
+    def _show(self, lines):
+        if self.screen is not None and lines != self._shown:
+            self._shown = lines
+            self.screen.show(lines)
+
+    # ---- one turn of the loop ----------------------------------------------------------------------------
+    def step(self):
+        """One turn: returns the tap's Result when a card was tapped, else None. Never raises."""
+        try:
+            return self._step()
+        except Exception as e:  # the loop never dies (JournalError included: shown as records full)
+            t = self.ticks()
+            if self.log is not None:
+                self.log.add(self.clock.now()[0], "loop", e)
+            self._enter(O.OOS_RECORDS_FULL if isinstance(e, JournalError) else O.OOS_CONFIG, t)
+            self.resting = False
+            return None
+
+    def _step(self):
+        if self.wdt is not None:
+            self.wdt.feed()
+        t = self.ticks()
+        if self.resting:
+            if self.reader.present():
+                self.idle()
+                return None
+            self.resting = False  # lifted: the next card is a new tap
+        reason = self.why_out_of_service()
+        if reason is not None:
+            self._enter(reason, t)
+            if self.retry is not None and (self._last_retry is None or ticks_diff(t, self._last_retry) >= _RETRY_MS):
+                self._last_retry = t
+                self.config, self.sam = self.retry()
+            self.idle()
+            return None
+        self._leave(t)
+        if not self.reader.detect():
+            self.idle()
+            return None
+        self.kbd(-1)  # validator.md section 1: nothing may interrupt a tap (the depot waits for the loop)
+        try:
+            r = tap(self.reader, self.sam, self.journal, self.config, self.state, self.clock.now())
+        finally:
+            self.kbd(3)
+        self.resting = True
+        self.last = r
+        if r.status in _COUNTED:
+            self.counts[r.status] = self.counts.get(r.status, 0) + 1
+        if r.status != O.IGNORED_REPEAT:
+            if self.feedback is not None:
+                self.feedback.start(r.status, self.ticks())
+            self._show(messages.screen(r))
+            self._result_at = self.ticks()
+        return r
+
+    def idle(self):
+        """Between taps: erase ahead, refill the software SAM's TTC block, draw, play patterns, collect garbage.
+        Never inside a tap (validator.md section 6: the tap path waits for no erase and no collection)."""
+        self.journal.idle()
+        port = getattr(self.sam, "port", None)
+        if port is not None and hasattr(port, "top_up"):
+            port.top_up()
+        if self.screen is not None:
+            self.screen.flush()
+        if self.feedback is not None:
+            self.feedback.poll(self.ticks())
+        if not self.resting and self.reason is None:
+            if self._result_at is None or ticks_diff(self.ticks(), self._result_at) >= _RESULT_MS:
+                self._show([messages.IDLE[0], messages.IDLE[1]])
+        gc.collect()
+
+    def stats(self):
+        """Counts for service.status(): taps by status, time out of service (ms), the current reason."""
+        oos = self.oos_ms
+        if self.reason is not None and self.oos_since is not None:
+            oos += ticks_diff(self.ticks(), self.oos_since)
+        return {"counts": dict(self.counts), "oos_ms": oos, "out_of_service": self.reason}

@@ -1,0 +1,227 @@
+"""The tap loop (firmware/app/validator.py) and the service entry points (firmware/app/service.py) on CPython,
+with the strict simulated card on a simple reader, the software SAM and a settable clock. The same loop runs on
+the virtual board with the real drivers (tests/test_vboard*.py)."""
+import json
+
+from tunion import outcome as O
+from tunion import messages
+from tunion.config import DEFAULT
+from tunion.journal import MemoryJournal
+from app.validator import Validator
+from app.errlog import ErrorLog
+from app import service
+from sim.card import make_card, AFTER
+from sim.rig import Rig, test_config as make_config
+from sim import keys
+
+
+class Reader:
+    """A reader with one slot: place() a card, lift() it."""
+
+    def __init__(self):
+        self.card = None
+        self.detects = 0
+
+    def place(self, card):
+        self.card = card
+        card.present()
+
+    def lift(self):
+        if self.card is not None:
+            self.card.remove()
+        self.card = None
+
+    def detect(self):
+        self.detects += 1
+        return self.card is not None and self.card.in_field
+
+    def present(self):
+        return self.card is not None and self.card.in_field
+
+    def transceive(self, apdu):
+        return self.card.transceive(apdu)
+
+
+class Clock:
+    def __init__(self, rig, valid=True):
+        self.rig = rig
+        self.valid = valid
+
+    def now(self):
+        return self.rig.now()
+
+    def set_time(self, secs):
+        self.rig.secs = secs
+        self.valid = True
+
+
+class Screen:
+    def __init__(self):
+        self.shown = []
+
+    def show(self, lines):
+        self.shown.append(list(lines))
+
+    def flush(self):
+        pass
+
+
+class Feedback:
+    def __init__(self):
+        self.started = []
+
+    def start(self, status, ms):
+        self.started.append(status)
+
+    def poll(self, ms):
+        pass
+
+
+def _app(**kw):
+    rig = Rig()
+    reader = Reader()
+    clock = Clock(rig, kw.pop("valid", True))
+    scr, fb = Screen(), Feedback()
+    v = Validator(reader, kw.pop("sam", rig.psam), rig.journal, kw.pop("config", rig.config), clock, screen=scr,
+                  feedback=fb, log=ErrorLog(), **kw)
+    return rig, reader, v, scr, fb
+
+
+def test_taps_show_and_sound_each_outcome_and_a_resting_card_is_not_tapped_again():
+    rig, reader, v, scr, fb = _app()
+    a = make_card(balance=5000)
+    reader.place(a)
+    r = v.step()
+    assert r.status == O.PAID and a.debits == 1
+    assert scr.shown[-1][0:2] == ["扣款成功", "Paid"] and fb.started == [O.PAID]
+    for _ in range(5):  # resting on the reader: never tapped or refused again
+        rig.advance(3000)
+        assert v.step() is None
+    assert a.debits == 1
+    reader.lift()
+    v.step()
+    rig.advance(3000)
+    reader.place(a)
+    assert v.step().status == O.PAID and a.debits == 2
+    poor = make_card(card_no=keys.TEST_CARD_NO + 1, balance=10)
+    reader.lift()
+    v.step()
+    reader.place(poor)
+    assert v.step().status == O.REFUSED_INSUFFICIENT and fb.started[-1] == O.REFUSED_INSUFFICIENT
+
+
+def test_torn_card_then_recovered_through_the_loop():
+    rig, reader, v, scr, fb = _app()
+    a = make_card(balance=5000)
+    a.tear_on_ins(0x54, AFTER)
+    reader.place(a)
+    assert v.step().status == O.TAP_AGAIN
+    reader.lift()
+    v.step()
+    reader.place(a)
+    r = v.step()
+    assert r.status == O.PAID_RECOVERED and a.debits == 1 and v.stats()["counts"][O.TAP_AGAIN] == 1
+
+
+def test_out_of_service_shows_its_reason_never_pays_and_recovers():
+    for why, kw in ((O.OOS_CLOCK, {"valid": False}), (O.OOS_CONFIG, {"config": None}), (O.OOS_SAM, {"sam": None})):
+        rig, reader, v, scr, fb = _app(**kw)
+        fixed = {}
+
+        def retry():
+            return fixed.get("config", v.config), fixed.get("sam", v.sam)
+
+        v.retry = retry
+        a = make_card(balance=5000)
+        reader.place(a)
+        for _ in range(3):
+            assert v.step() is None
+            rig.advance(6000)
+        assert a.apdus == 0 and v.reason == why
+        assert scr.shown[-1] == list(messages.text(why))
+        assert v.stats()["oos_ms"] >= 12000
+        if why == O.OOS_CLOCK:
+            v.clock.set_time(rig.secs)
+        fixed["config"] = make_config()
+        fixed["sam"] = rig.psam
+        rig.advance(6000)
+        r = v.step() or v.step()  # the retry brings the parts back, then the resting card is tapped
+        assert r is not None and r.status == O.PAID and a.debits == 1, (why, r)
+        assert v.reason is None
+
+
+def test_journal_full_is_out_of_service_until_acknowledged():
+    rig, reader, v, scr, fb = _app()
+    from tunion.journal import MAX_UNRESOLVED
+
+    v.journal = MemoryJournal(capacity=2 + MAX_UNRESOLVED, terminal=keys.TEST_TERMINAL)
+    a = make_card(balance=5000)
+    reader.place(a)
+    assert v.step().status == O.PAID
+    reader.lift()
+    v.step()
+    rig.advance(3000)
+    reader.place(a)
+    assert v.step() is None and v.reason == O.OOS_RECORDS_FULL and a.debits == 1
+    v.journal.acknowledge(2)
+    assert v.step().status == O.PAID and a.debits == 2
+
+
+def test_the_loop_never_dies_and_logs_what_went_wrong():
+    rig, reader, v, scr, fb = _app()
+
+    class Exploding(Reader):
+        def detect(self):
+            raise RuntimeError("bus fault")
+
+    v.reader = Exploding()
+    for _ in range(3):
+        assert v.step() is None
+    assert v.log.total == 3 and "bus fault" in v.log.entries()[-1][2]
+    v.reader = reader
+    a = make_card(balance=5000)
+    reader.place(a)
+    v.step()  # the out-of-service shown by the fault clears on the next good turn
+    assert a.debits == 1
+
+
+def test_kbd_interrupt_is_held_off_during_the_tap_only():
+    calls = []
+    rig, reader, v, scr, fb = _app(kbd=calls.append)
+    reader.place(make_card(balance=5000))
+    v.step()
+    assert calls == [-1, 3]
+
+
+def test_service_status_records_ack_clock_and_errors(tmp_path):
+    rig, reader, v, scr, fb = _app()
+    service.attach(v, board="test", board_id="00", log=v.log)
+    a = make_card(balance=5000)
+    a.tear_on_ins(0x54, AFTER)
+    reader.place(a)
+    v.step()
+    b = make_card(card_no=keys.TEST_CARD_NO + 9, balance=5000)
+    reader.lift()
+    v.step()
+    reader.place(b)
+    assert v.step().status == O.PAID
+    st = service.status()
+    json.dumps(st)  # JSON-able
+    assert st["ok"] and st["records_waiting"] == 4 and st["open_intent"] is None
+    assert [u["card"] for u in st["unresolved"]] == [str(a.card_no)] and st["taps"][O.TAP_AGAIN] == 1
+    assert service.close_intent() == {"ok": True, "closed": None}
+    assert service.ack(4)["ok"] and service.status()["records_waiting"] == 0
+    assert service.status()["unresolved"], "acknowledgement never removes an unresolved intent"
+    t = rig.secs + 100
+    assert service.set_clock(t)["clock"] == t
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    e = service.install("config", str(bad))
+    assert e["ok"] is False and e["error"] == "config" and "not valid JSON" in e["detail"]
+    assert service.install("keys", str(bad))["error"] == "refused"
+    good = tmp_path / "good.json"
+    d = dict(DEFAULT)
+    good.write_text(json.dumps(d))
+    service.attach(v, config_path=str(tmp_path / "config.json"), reload=lambda: (make_config(), v.sam))
+    assert service.install("config", str(good)) == {"ok": True, "installed": "config"}
+    assert (tmp_path / "config.json").read_text() == json.dumps(d)
