@@ -1,8 +1,8 @@
 """The ride oracle catches seeded faults: each mutant of the recovery makes it report violations (issue 7).
 
 A mutant test passes when the oracle FAILS the mutant. The mutants patch names of the new recovery in
-tunion.purchase (recover, guard_recovered, prove_verified); until it lands they are missing, the tests say so and
-are expected to fail (xfail, only while tunion.purchase has no `recover`). The oracle's own checks, against
+tunion.purchase (recover, guard_recovered, prove_verified); a missing name fails the test loudly. The oracle's own
+checks, against
 journeys whose records or card history are tampered with, run on any purchase core.
 """
 import pytest
@@ -15,8 +15,6 @@ from sim.card import BEFORE, AFTER
 from sim.journey import Journey, cards
 from sim.scenarios import FINDINGS, torn_twice, torn_then_other_door
 
-NEW_RECOVERY = hasattr(purchase, "recover")
-today = pytest.mark.xfail(not NEW_RECOVERY, strict=False, reason="issue 7: fixed by the new recovery")
 
 
 def _mutate(monkeypatch, name, fn):
@@ -59,30 +57,25 @@ def _reboot(forget):
             ("torn, reboot", torn_twice((6, AFTER), None, bystander=True, reboot=True, gap_ms=20000))]
 
 
-@today
 def test_the_unmutated_recovery_passes_the_mutant_journeys():
     _clean(_skip_recovery() + _repeat() + _prove() + _reboot(False))
 
 
-@today
 def test_mutant_skip_the_own_intent_recovery(monkeypatch):
     _mutate(monkeypatch, "recover", lambda *a: None)
     _killed(_skip_recovery())
 
 
-@today
 def test_mutant_drop_the_repeat_guard_after_recovery(monkeypatch):
     _mutate(monkeypatch, "guard_recovered", lambda *a: None)
     _killed(_repeat())
 
 
-@today
 def test_mutant_accept_any_prove_answer(monkeypatch):
     _mutate(monkeypatch, "prove_verified", lambda *a: True)
     _killed(_prove())
 
 
-@today
 def test_mutant_forget_unresolved_intents_at_reboot():
     # The harness drops every entry of journal.unresolved() after each remount (sim.journey.Validator.reboot).
     _killed(_reboot(True))
@@ -142,12 +135,10 @@ def malformed_answers_never_charge_twice(at, how, junk, tear, second):
     assert not rep.violations, rep.explain()
 
 
-@today
 def test_malformed_answers_never_charge_twice():
     malformed_answers_never_charge_twice()
 
 
-@today
 def test_malformed_answers_fail_on_the_skip_recovery_mutant(monkeypatch):
     _mutate(monkeypatch, "recover", lambda *a: None)
     with pytest.raises(AssertionError):

@@ -5,19 +5,16 @@ sharing cards, random journeys, and a power cut at every flash operation of a sm
 oracle (tests/sim/oracle.py) counts rides against each card's own history, never totals. The full sweeps (many
 seeds, every cut point) run in `make reliability` (bench/bench_reliability.py --full).
 
-Tests marked `today` fail on the purchase core before issue 7's recovery lands (findings 1-4, 7 and 8: it has no
-`tunion.purchase.recover`); they turn into plain tests by themselves once it has.
+The finding journeys (1-4, 7, 8), the tear sweeps and the power-cut sweeps failed on d7bcce7's core (the oracle saw
+a double charge or a lost TAC in each); they pass on the recovery of docs/design.md "Recovery".
 """
 import pytest
 
-from tunion import purchase
 from sim.card import BEFORE, AFTER
 from sim import journey
 from sim.journey import random_journey, cut_points, run
 from sim.scenarios import torn_twice, torn_then_other_door, FINDINGS
 
-NEW_RECOVERY = hasattr(purchase, "recover")
-today = pytest.mark.xfail(not NEW_RECOVERY, strict=False, reason="issue 7: fixed by the new recovery")
 
 FIRST = [(i, w) for i in range(8) for w in (BEFORE, AFTER)]  # a clean tap is 7 APDUs: index 7 is never reached
 SECOND = [None] + [(i, w) for i in range(11) for w in (BEFORE, AFTER)]
@@ -32,7 +29,6 @@ def _fail_on(cases):
     assert not bad, "%d of %d journeys broke:\n%s" % (len(bad), len(cases), "\n".join(bad[:6]))
 
 
-@today
 @pytest.mark.parametrize("finding", sorted(FINDINGS))
 @pytest.mark.parametrize("jk", ["memory", "flash"])
 def test_issue7_finding(finding, jk):
@@ -44,12 +40,10 @@ def test_tear_at_every_apdu_then_at_every_apdu_of_the_recovery_tap():
     _fail_on([("%r then %r" % (a, b), torn_twice(a, b)) for a in FIRST for b in SECOND])
 
 
-@today
 def test_tears_with_a_bystander_paying_between():
     _fail_on([("%r, bystander, %r" % (a, b), torn_twice(a, b, bystander=True)) for a in FIRST for b in SECOND])
 
 
-@today
 def test_tears_back_after_the_intent_timeout():
     # 200 s: past intent_timeout_s (120), inside recovery_window_s (600)
     _fail_on([("%r, 200 s, %r" % (a, b), torn_twice(a, b, gap_ms=200000)) for a in FIRST for b in SECOND])
@@ -65,14 +59,12 @@ def test_tears_then_a_reboot():
               for a in FIRST for b in SECOND[::3]])
 
 
-@today
 def test_tears_a_bystander_and_a_reboot():
     _fail_on([("%r, bystander, reboot, %r" % (a, b),
                torn_twice(a, b, bystander=True, reboot=True, gap_ms=20000, journal="flash"))
               for a in FIRST for b in SECOND[::3]])
 
 
-@today
 def test_torn_at_the_front_door_paid_at_the_rear_back_at_the_front():
     _fail_on([("%r" % (a,), torn_then_other_door(a)) for a in FIRST])
 
@@ -85,7 +77,6 @@ def test_torn_at_the_front_door_paid_at_the_rear_back_at_the_front():
     {"journal": "flash", "reboot_p": 0.08},
     {"doors": 2, "journal": "flash", "reboot_p": 0.05, "ack_every": 5, "sector_size": 1024, "sectors": 8},
 ], ids=["one-door", "two-doors", "reboots", "two-doors-reboots-acks"])
-@today
 def test_random_journeys(kw):
     bad = []
     for seed in range(1, 31):
@@ -142,12 +133,10 @@ def _cut_sweep(pts, seed):
     assert not bad, "%d of %d cut points broke:\n%s" % (len(bad), len(pts), "\n".join(bad[:5]))
 
 
-@today
 def test_power_cut_at_every_flash_operation_of_a_small_run(small_cuts):
     _fail_on_cuts = [p for p in small_cuts if p[1] is None]
     _cut_sweep(_fail_on_cuts, 11)
 
 
-@today
 def test_power_cut_inside_every_flash_operation_of_a_small_run(small_cuts):
     _cut_sweep([p for p in small_cuts if p[1] is not None], 11)

@@ -2,26 +2,19 @@
 
     node tests/mp/run.mjs --cases tests/mpcases/rides_cases.py
 
-The cases for issue 7's findings pin today's behaviour both ways: before the new recovery lands
-(tunion.purchase has no `recover`) the oracle must SEE the double charge or lost TAC; after it, none may be left.
+The cases for issue 7's findings: on d7bcce7's core the oracle saw a double charge or a lost TAC in each; now none
+may be left.
 """
-from tunion import purchase
 from sim.card import BEFORE, AFTER
 from sim.journey import Journey, cards, random_journey, cut_points
 from sim.scenarios import FINDINGS, torn_twice, torn_then_other_door
-
-NEW_RECOVERY = hasattr(purchase, "recover")
-
 
 def _clean(rep, what=""):
     assert not rep.violations, what + "\n" + rep.explain(8)
 
 
 def _finding(rep, what):
-    if NEW_RECOVERY:
-        _clean(rep, what)
-    else:  # today's core: the oracle must report it (issue 7)
-        assert rep.violations, what + ": the oracle no longer sees issue 7's finding on today's core"
+    _clean(rep, what)  # on d7bcce7's core the oracle reported each of these (issue 7 findings)
 
 
 def case_clean_rides_at_two_doors():
@@ -115,7 +108,4 @@ def case_power_cut_at_every_flash_op_of_a_tiny_run():
 def case_power_cut_between_debit_and_outcome_then_back_late():
     # seed 1: a cut leaves an intent open; its card comes back after 2 x the intent timeout (findings 3 and 8)
     bad = _cut_sweep(1)
-    if NEW_RECOVERY:
-        assert not bad, bad
-    else:
-        assert bad, "the oracle no longer sees today's double charge after a power cut"
+    assert not bad, bad  # on d7bcce7's core this sweep double-charged
