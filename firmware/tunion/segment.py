@@ -232,6 +232,24 @@ def standin_header(header, first_seq):
     return b
 
 
+def stored_header(raw, header, first_seq):
+    """raw[:64] when it is a valid stored header, else a stand-in made of `header` (a damaged one)."""
+    try:
+        SegmentHeader.decode(raw[:HEADER_SIZE])
+        return raw[:HEADER_SIZE]
+    except SegmentError:
+        return standin_header(header, first_seq)
+
+
+def first_segment(firsts, seq):
+    """Index of the segment a read from `seq` starts in: the last whose first seq is <= seq (0 when none)."""
+    k0 = 0
+    for k in range(len(firsts)):
+        if firsts[k] <= seq:
+            k0 = k
+    return k0
+
+
 def _block_header(raw, o):
     """(fields, segno, first_seq, standin) when raw[o:o+64] is a header (stored or stand-in), else None."""
     if o + HEADER_SIZE > len(raw) or raw[o] != _MAGIC0 or raw[o + 1] != _MAGIC1:
