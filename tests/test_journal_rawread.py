@@ -228,3 +228,15 @@ def test_parser_rejects_a_chunk_without_a_header():
     with pytest.raises(ValueError):
         parse_raw(bytes(intent(1).encode()))
     assert parse_raw(b"") == []
+
+
+def test_a_stretch_bigger_than_a_chunk_sends_its_first_bytes_and_reading_goes_on():
+    k = Nor()
+    for n in range(5):
+        pay(k.j, n)
+    stored = b"".join(k.flip(s) for s in range(3, 9))  # 216 damaged bytes back to back: more than 256 - 64
+    j = k.reboot()
+    blocks = read_all(j, 1, 256)
+    assert [r.seq for r in records(blocks)] == [1, 2, 9, 10]
+    assert damage(blocks) == [stored[:192]]
+    assert damage(read_all(j, 1, 4096)) == [stored]  # a 4 KB chunk holds any stretch of a 4 KB sector

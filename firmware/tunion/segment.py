@@ -4,6 +4,8 @@
     raw = hdr.encode(segno=5, first_seq=1001)         # 64 bytes, CRC-protected
     h, segno, first = SegmentHeader.decode(raw)       # SegmentError when the CRC or magic is wrong
     for off, rec in entries(buf, HEADER_SIZE, len(buf), last_non_ff(buf, HEADER_SIZE, len(buf))): ...
+    raw, nxt, end = journal.read_raw(1, 4096)        # the depot's pull (app.service.records): RawChunk below
+    for fields, records, damaged in parse_raw(raw): ...
 
 What many records share lives once per segment (validator.md section 4). Header layout, big-endian:
 
@@ -26,7 +28,7 @@ record starts with its format version (1), so a blank area is told from a record
 damaged record fails its CRC and is skipped 8 bytes at a time until the next valid record (`entries`).
 """
 from tunion.compat import const, crc32, u32, put_u32
-from tunion.record import Record, RecordError, is_version, size_of
+from tunion.record import Record, RecordError, MAX_SIZE, is_version, size_of
 from tunion.version import FIRMWARE_VERSION
 
 HEADER_SIZE = const(64)
@@ -273,12 +275,12 @@ class RawChunk:
 
     A record is sent when seq >= `seq` and it is unacknowledged (or the open intent, as read_from does); a
     damaged stretch stands for the seq after the record before it and is sent under the same rule. A record
-    never is cut; a stretch is cut (its first bytes sent, the rest skipped) only when it cannot fit even an
+    is never cut; a stretch is cut (its first bytes sent, the rest skipped) only when it cannot fit even an
     empty chunk."""
 
     def __init__(self, max_bytes):
-        if max_bytes < HEADER_SIZE + 2 * 48:  # a header and the biggest record (record.py MAX_SIZE), with room
-            raise ValueError("max_bytes must be at least %d" % (HEADER_SIZE + 2 * 48))
+        if max_bytes < HEADER_SIZE + MAX_SIZE:  # an empty chunk always takes a header and the biggest record
+            raise ValueError("max_bytes must be at least %d" % (HEADER_SIZE + MAX_SIZE))
         self.max = max_bytes
         self.out = bytearray()
         self.next = -1  # seq of the first item left out; -1 while everything fitted
