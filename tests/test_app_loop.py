@@ -1,6 +1,7 @@
 """The tap loop (firmware/app/validator.py) and the service entry points (firmware/app/service.py) on CPython,
 with the strict simulated card on a simple reader, the software SAM and a settable clock. The same loop runs on
 the virtual board with the real drivers (tests/test_vboard*.py)."""
+import binascii
 import json
 
 from tunion import outcome as O
@@ -225,3 +226,55 @@ def test_service_status_records_ack_clock_and_errors(tmp_path):
     service.attach(v, config_path=str(tmp_path / "config.json"), reload=lambda: (make_config(), v.sam))
     assert service.install("config", str(good)) == {"ok": True, "installed": "config"}
     assert (tmp_path / "config.json").read_text() == json.dumps(d)
+
+
+def _pull(seq, max_bytes):
+    """service.records until end: (raw bytes of every chunk, the nexts), checking each chunk's base64, CRC, len."""
+    from tunion.compat import crc32
+
+    chunks, nexts = [], []
+    while True:
+        r = service.records(seq, max_bytes)
+        assert r["ok"] and len(r["chunks"]) == 1
+        c = r["chunks"][0]
+        b = binascii.a2b_base64(c["b64"])
+        assert len(b) == c["len"] <= max_bytes and crc32(b) & 0xFFFFFFFF == c["crc"]
+        chunks.append(b)
+        nexts.append(r["next"])
+        if r["end"]:
+            return chunks, nexts
+        assert r["next"] > seq
+        seq = r["next"]
+
+
+def test_service_records_are_the_journal_bytes_in_crc_checked_chunks():
+    from tunion.flashjournal import FlashJournal
+    from tunion.segment import parse_raw
+    from sim.nor import NorFlash
+    from mpcases.journal_cases import header
+
+    for journal in ("memory", "nor"):
+        rig, reader, v, scr, fb = _app()
+        if journal == "nor":
+            v.journal = FlashJournal(NorFlash(16, 512), header())
+            v.journal.prepare()
+        service.attach(v, board="test", board_id="00", log=v.log)
+        for n in range(12):
+            reader.place(make_card(card_no=keys.TEST_CARD_NO + n, balance=5000))
+            assert v.step().status == O.PAID
+            reader.lift()
+            v.step()
+        want = [bytes(r.encode()) for r in v.journal.read_from(1, 1000)]
+        assert len(want) == 24
+        for max_bytes in (4096, 256):
+            chunks, nexts = _pull(1, max_bytes)
+            got = [bytes(r.encode()) for c in chunks for f, recs, bad in parse_raw(c) for r in recs]
+            assert got == want and nexts[-1] == 25
+            assert (len(chunks) > 1) == (max_bytes == 256)
+        raw, nxt, end = v.journal.read_raw(1, 4096)
+        assert service.records(1)["chunks"][0]["b64"] == binascii.b2a_base64(bytes(raw)).decode().strip()
+        assert service.ack(20)["ok"]
+        r = service.records(1)
+        recs = [x for f, rs, bad in parse_raw(binascii.a2b_base64(r["chunks"][0]["b64"])) for x in rs]
+        assert [x.seq for x in recs] == [21, 22, 23, 24] and r["next"] == 25 and r["end"]
+        assert service.records(1, 100)["error"] == "bad_argument"

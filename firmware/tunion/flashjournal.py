@@ -25,7 +25,7 @@ from tunion.errors import JournalError
 from tunion.journal import check_intent, check_outcome, check_settlement, take, joins_list
 from tunion.record import KIND_COMPLETED, OUTCOME_SIZE
 from tunion.outcome import ALL
-from tunion.segment import HEADER_SIZE
+from tunion.segment import HEADER_SIZE, RawChunk, standin_header, first_segment
 from tunion.jmeta import TAG_FLOOR, TAG_ACK, TAG_REFUSAL, TAG_CHECK
 from tunion.flashmount import FlashMount, META_SECTORS, READY, SEG, LOSTHDR, FREEABLE, DIRTY, UNKNOWN
 
@@ -151,15 +151,24 @@ class FlashJournal(FlashMount):
     def read_from(self, seq, limit=100):
         out = []
         order = self._order()
-        k0 = 0
-        for k in range(len(order)):
-            if self.first[order[k]] <= seq:
-                k0 = k
         open_seq = self._open.seq if self._open is not None else -1
-        for i in order[k0:]:
+        for i in order[first_segment([self.first[i] for i in order], seq) :]:
             if take(out, (rec for off, rec in self._walk(i)), seq, self.ack, open_seq, limit):
                 break
         return out
+
+    def read_raw(self, seq, max_bytes):
+        """(bytes, next_seq, end): segment blocks as stored from `seq` on (tunion.segment.RawChunk; a sector with a
+        damaged header gets a stand-in header), at most max_bytes; parse with tunion.segment.parse_raw."""
+        c = RawChunk(max_bytes)
+        order = self._order()
+        open_seq = self._open.seq if self._open is not None else -1
+        for i in order[first_segment([self.first[i] for i in order], seq) :]:
+            buf = self._load(i)
+            hdr = buf[:HEADER_SIZE] if self.state[i] == SEG else standin_header(self.header, self.first[i])
+            if not c.add(hdr, buf, HEADER_SIZE, self.ss, self.first[i], seq, self.ack, open_seq):
+                break
+        return c.result(self.next_seq)
 
     def acknowledge(self, upto_seq):
         upto = min(upto_seq, self.next_seq - 1)

@@ -21,6 +21,7 @@ from tunion.journal import Unresolved, UnresolvedList
 from tunion.record import Record, KIND_INTENT, KIND_COMPLETED, OUTCOME_SIZE
 from tunion.outcome import ALL
 from tunion.segment import SegmentHeader, SegmentError, HEADER_SIZE, entries, last_non_ff
+from tunion.segment import RawChunk, stored_header, first_segment
 from tunion.jstate import State
 
 _CHECK_EVERY = const(64)  # idle() saves the state once the checkpoint lags this many records: mount replays ~that
@@ -362,14 +363,21 @@ class FsJournal:
     def read_from(self, seq, limit=100):
         out = []
         open_seq = self._open.seq if self._open is not None else -1
-        k0 = 0
-        for k in range(len(self.segs)):
-            if self.segs[k][1] <= seq:
-                k0 = k
-        for seg in self.segs[k0:]:
+        for seg in self.segs[first_segment([g[1] for g in self.segs], seq) :]:
             if take(out, self._walk(seg), seq, self.ack, open_seq, limit):
                 break
         return out
+
+    def read_raw(self, seq, max_bytes):
+        """(bytes, next_seq, end): segment files as stored from `seq` on (tunion.segment.RawChunk; a damaged header
+        gets a stand-in), at most max_bytes; parse with tunion.segment.parse_raw."""
+        c = RawChunk(max_bytes)
+        open_seq = self._open.seq if self._open is not None else -1
+        for seg in self.segs[first_segment([g[1] for g in self.segs], seq) :]:
+            raw = _read(self.fs, self._path(seg[0]))
+            if not c.add(stored_header(raw, self.header, seg[1]), raw, HEADER_SIZE, len(raw), seg[1], seq, self.ack, open_seq):
+                break
+        return c.result(self.next_seq)
 
     def acknowledge(self, upto_seq):
         upto = min(upto_seq, self.next_seq - 1)

@@ -34,6 +34,7 @@ FLAG_MAC2_BAD; its terminal is the one in the intent's segment header (in force 
 """
 from tunion.compat import const
 from tunion.errors import JournalError
+from tunion.segment import SegmentHeader, RawChunk, HEADER_SIZE
 from tunion.record import Record, KIND_INTENT, KIND_UNRESOLVED, KIND_COMPLETED, KIND_SETTLED, FLAG_MAC2_BAD, SETTLEMENTS
 
 MAX_UNRESOLVED = const(16)  # validator.md section 3: the list holds at least 16 entries
@@ -239,6 +240,20 @@ class MemoryJournal:
                 if len(out) >= limit:
                     break
         return out
+
+    def read_raw(self, seq, max_bytes):
+        """(bytes, next_seq, end) as the flash journals give them: one block, a header made of `terminal` (segment
+        number 0: this journal has no segments), then the encoded records from `seq` on."""
+        first = 0
+        for raw in self._raw:
+            first = Record.decode(raw).seq
+            if first >= seq:
+                break
+        buf = bytearray(HEADER_SIZE) + b"".join(self._raw)
+        c = RawChunk(max_bytes)
+        open_seq = self._open.seq if self._open is not None else -1
+        c.add(SegmentHeader(terminal=self.terminal).encode(0, first), buf, HEADER_SIZE, len(buf), 0, seq, self._ack, open_seq)
+        return c.result(self.next_seq)
 
     def acknowledge(self, upto_seq):
         self._ack = max(self._ack, min(upto_seq, self.next_seq - 1))

@@ -4,6 +4,8 @@
     raw = hdr.encode(segno=5, first_seq=1001)         # 64 bytes, CRC-protected
     h, segno, first = SegmentHeader.decode(raw)       # SegmentError when the CRC or magic is wrong
     for off, rec in entries(buf, HEADER_SIZE, len(buf), last_non_ff(buf, HEADER_SIZE, len(buf))): ...
+    raw, nxt, end = journal.read_raw(1, 4096)        # the depot's pull (app.service.records): RawChunk below
+    for fields, records, damaged in parse_raw(raw): ...
 
 What many records share lives once per segment (validator.md section 4). Header layout, big-endian:
 
@@ -26,7 +28,7 @@ record starts with its format version (1), so a blank area is told from a record
 damaged record fails its CRC and is skipped 8 bytes at a time until the next valid record (`entries`).
 """
 from tunion.compat import const, crc32, u32, put_u32
-from tunion.record import Record, RecordError, is_version, size_of
+from tunion.record import Record, RecordError, MAX_SIZE, is_version, size_of
 from tunion.version import FIRMWARE_VERSION
 
 HEADER_SIZE = const(64)
@@ -214,3 +216,148 @@ def write_point(end_of_last_record, last, start):
     if torn_end > wp:
         wp = start + ((torn_end - start + ALIGN - 1) // ALIGN) * ALIGN
     return wp
+
+
+# ---- raw reads for the depot (issue 8: service.records) -------------------------------------------------------
+# A chunk is blocks back to back, each a 64-byte segment header followed by that segment's bytes as stored: whole
+# records and the damaged or torn stretches between them (8-aligned), never 0xFF tail. A sector whose header is
+# damaged gets a stand-in: the journal's current header with segment number 0, its first valid seq, and the
+# STANDIN bit set in the version byte (CRC over the marked bytes), so the depot knows the fields are a guess.
+STANDIN = const(0x80)  # version-byte flag of a stand-in header (not read from flash)
+
+
+def standin_header(header, first_seq):
+    """64 bytes: `header` marked as a stand-in for a segment whose own header is damaged."""
+    b = header.encode(0, first_seq)
+    b[2] = HEADER_VERSION | STANDIN
+    put_u32(b, 60, crc32(memoryview(b)[:60]) & 0xFFFFFFFF)
+    return b
+
+
+def stored_header(raw, header, first_seq):
+    """raw[:64] when it is a valid stored header, else a stand-in made of `header` (a damaged one)."""
+    try:
+        SegmentHeader.decode(raw[:HEADER_SIZE])
+        return raw[:HEADER_SIZE]
+    except SegmentError:
+        return standin_header(header, first_seq)
+
+
+def first_segment(firsts, seq):
+    """Index of the segment a read from `seq` starts in: the last whose first seq is <= seq (0 when none)."""
+    k0 = 0
+    for k in range(len(firsts)):
+        if firsts[k] <= seq:
+            k0 = k
+    return k0
+
+
+def _block_header(raw, o):
+    """(fields, segno, first_seq, standin) when raw[o:o+64] is a header (stored or stand-in), else None."""
+    if o + HEADER_SIZE > len(raw) or raw[o] != _MAGIC0 or raw[o + 1] != _MAGIC1:
+        return None
+    b = bytearray(raw[o : o + HEADER_SIZE])
+    if crc32(memoryview(b)[:60]) & 0xFFFFFFFF != u32(b, 60) or b[2] & 0x7F != HEADER_VERSION:
+        return None
+    standin = bool(b[2] & STANDIN)
+    b[2] = HEADER_VERSION
+    put_u32(b, 60, crc32(memoryview(b)[:60]) & 0xFFFFFFFF)
+    h, segno, first = SegmentHeader.decode(b)
+    return h.fields(), segno, first, standin
+
+
+class RawChunk:
+    """Builds one read_raw chunk at most `max_bytes` long; the journals call add() per segment, oldest first.
+
+        c = RawChunk(4096)
+        c.add(hdr64, buf, HEADER_SIZE, len(buf), first_seq, seq, ack, open_seq)   # False: the chunk is full
+        raw, next_seq, end = c.result(journal.next_seq)
+
+    A record is sent when seq >= `seq` and it is unacknowledged (or the open intent, as read_from does); a
+    damaged stretch stands for the seq after the record before it and is sent under the same rule. A record
+    is never cut; a stretch is cut (its first bytes sent, the rest skipped) only when it cannot fit even an
+    empty chunk."""
+
+    def __init__(self, max_bytes):
+        if max_bytes < HEADER_SIZE + MAX_SIZE:  # an empty chunk always takes a header and the biggest record
+            raise ValueError("max_bytes must be at least %d" % (HEADER_SIZE + MAX_SIZE))
+        self.max = max_bytes
+        self.out = bytearray()
+        self.next = -1  # seq of the first item left out; -1 while everything fitted
+
+    def add(self, hdr, buf, start, end, first, seq, ack, open_seq):
+        last = last_non_ff(buf, start, end)
+        items = list(entries(buf, start, end, last))
+        tail = start + ((last + 1 - start + ALIGN - 1) // ALIGN) * ALIGN
+        tail = end if tail > end else tail
+        p = first - 1 if first > 0 else 0  # seq of the record before the item
+        need_hdr = True
+        for k in range(len(items)):
+            off, rec = items[k]
+            if rec:
+                s, n = rec.seq, rec.size
+                keep = s >= seq and (s > ack or s == open_seq)
+            else:
+                s = p + 1
+                n = (items[k + 1][0] if k + 1 < len(items) else tail) - off
+                keep = s >= seq and s > ack
+            if rec:
+                p = s
+            if not keep:
+                continue
+            room = self.max - len(self.out) - (HEADER_SIZE if need_hdr else 0)
+            if n > room:
+                if rec or self.out:
+                    self.next = s
+                    return False
+                n = room - room % ALIGN  # a stretch bigger than any chunk: its first bytes
+            if need_hdr:
+                self.out += hdr
+                need_hdr = False
+            self.out += buf[off : off + n]
+        return True
+
+    def result(self, journal_next):
+        return self.out, (self.next if self.next >= 0 else journal_next), self.next < 0
+
+
+def parse_raw(raw):
+    """Split a read_raw chunk back into blocks: [(header fields + "segno", "first_seq", "standin",
+    [Record], [(offset in chunk, damaged bytes)])]. ValueError when the chunk does not start with a header.
+    A header is recognised at an 8-aligned offset by its magic and CRC (so damaged bytes never pass for one)."""
+    blocks = []
+    o = 0
+    bad = -1
+    while o + ALIGN <= len(raw):
+        h = _block_header(raw, o)
+        rec = None
+        n = 0
+        if h is None and blocks and is_version(raw[o]):
+            n = size_of(raw[o + 1])
+            if n and o + n <= len(raw):
+                try:
+                    rec = Record.decode(bytes(raw[o : o + n]))
+                except RecordError:
+                    rec = None
+        if (h is not None or rec is not None) and bad >= 0:
+            blocks[-1][2].append((bad, bytes(raw[bad:o])))
+            bad = -1
+        if h is not None:
+            f = h[0]
+            f["segno"], f["first_seq"], f["standin"] = h[1], h[2], h[3]
+            blocks.append((f, [], []))
+            o += HEADER_SIZE
+        elif rec is not None:
+            blocks[-1][1].append(rec)
+            o += n
+        elif not blocks:
+            raise ValueError("raw chunk does not start with a segment header")
+        else:
+            bad = o if bad < 0 else bad
+            o += ALIGN
+    if bad >= 0 or o < len(raw):
+        b = bad if bad >= 0 else o
+        if not blocks:
+            raise ValueError("raw chunk does not start with a segment header")
+        blocks[-1][2].append((b, bytes(raw[b:])))
+    return blocks

@@ -476,3 +476,51 @@ def case_damaged_headers_on_the_oldest_and_a_middle_segment():
     assert seqs(j2) == list(range(1, 33)) and j2.next_seq == 33
     j2.prepare()
     assert pay(j2, 99) == 33 and seqs(reboot(nor)) == list(range(1, 35))
+
+
+def _raw_blocks(j, seq, max_bytes):
+    from tunion.segment import parse_raw
+
+    blocks = []
+    while True:
+        raw, nxt, end = j.read_raw(seq, max_bytes)
+        assert len(raw) <= max_bytes
+        blocks += parse_raw(raw)
+        if end:
+            return blocks
+        assert nxt > seq
+        seq = nxt
+
+
+def case_read_raw_sends_every_record_once_with_its_header():
+    nor, j = fresh(12)
+    for n in range(12):
+        pay(j, n)
+    j.set_header(SegmentHeader(b"\x24\x0a\xc4\x11\x22\x33", line="B13"))
+    for n in range(12, 16):
+        pay(j, n)
+    want = [bytes(r.encode()) for r in j.read_from(1, 1000)]
+    for max_bytes in (4096, 256):
+        blocks = _raw_blocks(j, 1, max_bytes)
+        assert [bytes(r.encode()) for f, rs, bad in blocks for r in rs] == want
+        lines = [(f["line"], rs[0].seq > 24) for f, rs, bad in blocks]
+        assert ("B12", False) in lines and ("B13", True) in lines and len(set(lines)) == 2  # header change at 25
+        assert len(set([f["segno"] for f, rs, bad in blocks])) >= 4 and not any(bad for f, rs, bad in blocks)
+    j.acknowledge(20)
+    assert [r.seq for f, rs, bad in _raw_blocks(j, 1, 4096) for r in rs] == list(range(21, 33))
+
+
+def case_read_raw_sends_a_damaged_record_and_header_as_damage():
+    nor, j = fresh(8)
+    for n in range(8):
+        pay(j, n)
+    first = j._order()[0]
+    nor.mem[first * SS + 5] ^= 0x80  # the first segment's header CRC fails
+    a = j.head * SS + HEADER_SIZE + 72
+    nor.mem[a + 10] ^= 0x04  # inside record 13 (the second intent of the head)
+    stored = bytes(nor.mem[a : a + 48])
+    j2 = reboot(nor)
+    blocks = _raw_blocks(j2, 1, 256)
+    assert [r.seq for f, rs, bad in blocks for r in rs] == [s for s in range(1, 17) if s != 13]
+    assert [b for f, rs, bad in blocks for off, b in bad] == [stored]
+    assert blocks[0][0]["standin"] and blocks[0][0]["segno"] == 0 and not blocks[-1][0]["standin"]
