@@ -166,3 +166,34 @@ def test_without_a_configuration_it_is_out_of_service_until_one_is_installed(tmp
             t.close()
     assert st["out_of_service"] is None and st["config_version"] == DEFAULT["version"]
     assert st["taps"] == {"PAID": 1} and card.balance == 4800
+
+
+def test_a_board_without_a_psam_pays_with_the_software_sam_and_says_test_keys(tmp_path):
+    from sim.keys import key_file_text
+
+    pins = tmp_path / "pins.py"
+    src = (Path(manifest.__file__).resolve().parent.parent / "boards" / "esp32-generic" / "pins.py").read_text()
+    assert '"psam": True' in src
+    pins.write_text(src.replace('"psam": True', '"psam": False'))
+    keys = tmp_path / "samkeys.json"
+    keys.write_text(key_file_text())
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(DEFAULT))
+    files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d != "/lib/pins.py"]
+    files += [(pins, "/lib/pins.py"), (keys, "/samkeys.json"), (cfg, "/config.json")]
+    b = Board(tmp_path / "board", files=files, rtc=RTC_AT, heap=APP_HEAP)
+    chip = attach_pn532(b)  # no PSAM wired: UART 1 stays empty
+    with b:
+        _wait(lambda: _polls(chip) > 0, 30, "the loop's first poll")
+        card = SimCard(balance=5000)
+        b.place_card(card)
+        _wait(lambda: card.balance == 4800, 20, "the card charged")
+        _more_polls(chip)
+        t = _transport(b)
+        try:
+            st = t.eval("__import__('app.service').service.status()")
+        finally:
+            t.close()
+        out = b.output
+    assert st["test_keys"] is True and st["taps"] == {"PAID": 1} and st["out_of_service"] is None
+    assert b"TEST KEYS" in out  # the software SAM says so on the console at boot
