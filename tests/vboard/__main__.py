@@ -17,7 +17,7 @@ def main(argv=None):
     ap.add_argument("--board", default="esp32-generic", help="boards/<board>: partitions.csv and manifest.py")
     ap.add_argument("--real-time", action="store_true", help="sleeps take real time (default: fast, sleeps skip)")
     ap.add_argument("--seed", action="store_true", help="install boards/<board>/manifest.py into the vfs first")
-    ap.add_argument("--heap", default="160k", help="MicroPython heap (160k on this 64-bit port ~ the ESP32's 100 KB)")
+    ap.add_argument("--heap", default="160k", help="MicroPython heap (the ESP32 has ~100 KB; see DEFAULT_HEAP in virtual.py)")
     a = ap.parse_args(argv)
     files = ()
     if a.seed:
