@@ -51,3 +51,19 @@ def test_board_module_compiles_for_the_board(folder, tmp_path):
 
 def test_there_is_a_board():
     assert BOARDS
+
+
+@pytest.mark.parametrize("folder", BOARDS, ids=[b.name for b in BOARDS])
+def test_every_board_has_a_manifest_that_installs_its_own_pin_map(folder):
+    from tools.manifest import board_files
+
+    files = dict((dest, src) for src, dest in board_files(folder.name))
+    assert files["/lib/pins.py"] == folder / "pins.py"
+    assert "/lib/tunion/purchase.py" in files and "/lib/app/boot.py" in files and "/main.py" in files
+    b = _load(folder)
+    if getattr(b, "PN532_BUS", "uart") == "i2c":
+        assert "pn532" in b.I2C_ADDR and "pn532_tx" not in b.PINS
+    else:
+        assert "pn532" in b.UART and "pn532_tx" in b.PINS
+    if not b.HAS["psam"]:
+        assert not any(k.startswith("psam_") for k in b.PINS)  # a board without a slot wires none

@@ -169,11 +169,19 @@ def boot(pins_module):
     clock = make_clock(i2c if pins_module.HAS.get("rtc") else None, A["rtc"])
     clock.boot(warm=machine.reset_cause() in (machine.SOFT_RESET, machine.WDT_RESET))
     journal.set_header(make_header(board_id, sam, config))
-    from drivers.pn532_uart import open_uart
     from drivers.pn532 import Pn532CardPort
 
-    reader = ReaderPort(Pn532CardPort(open_uart(pins_module.UART["pn532"], P["pn532_tx"][0], P["pn532_rx"][0],
-                                                P["pn532_reset"][0], pins_module.PN532_BAUD_RUN)))
+    if getattr(pins_module, "PN532_BUS", "uart") == "i2c":  # the PN532 beside the RTC and display on I2C bus 0
+        from drivers.pn532_i2c import Pn532I2c, default_clock
+
+        link = Pn532I2c(i2c, A["pn532"], 400000, clock=default_clock(None))
+        link.set_max_retries()
+    else:  # HSU, the default wiring
+        from drivers.pn532_uart import open_uart
+
+        link = open_uart(pins_module.UART["pn532"], P["pn532_tx"][0], P["pn532_rx"][0], P["pn532_reset"][0],
+                         pins_module.PN532_BAUD_RUN)
+    reader = ReaderPort(Pn532CardPort(link))
     screen = None
     if pins_module.HAS.get("display"):
         import framebuf
