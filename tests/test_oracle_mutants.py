@@ -14,6 +14,7 @@ from tunion.record import Record, KIND_COMPLETED, KIND_CANCELLED
 from sim.card import BEFORE, AFTER
 from sim.journey import Journey, cards
 from sim.scenarios import FINDINGS, torn_twice, torn_then_other_door
+from sim.mangle import Mangler
 
 
 
@@ -83,36 +84,13 @@ def test_mutant_forget_unresolved_intents_at_reboot():
 
 # ---- malformed card answers ---------------------------------------------------------------------------------
 
-class Garble:
-    """A card port that corrupts the real simulated card's answer to APDU number `at` of this tap."""
-
-    def __init__(self, card, at, how, junk):
-        self.card, self.at, self.how, self.junk, self.n = card, at, how, junk, 0
-
-    def transceive(self, apdu):
-        r = self.card.transceive(apdu)
-        i = self.n
-        self.n += 1
-        if i != self.at:
-            return r
-        if self.how == "truncate":
-            return r[: len(self.junk) % max(1, len(r))]
-        if self.how == "extend":
-            return r[:-2] + self.junk + r[-2:]
-        if self.how == "garbage":
-            return self.junk
-        if self.how == "sw":
-            return r[:-2] + (self.junk + b"\x6f\x00")[:2]
-        return (self.junk + b"\x90\x00")[:2]  # sw_only
-
-
 def _malformed(at, how, junk, tear, second):
     """A tap with one answer garbled (and perhaps torn); a bystander pays; the card comes back, garbled again in
     the recovery tap at `second`, then clean until accepted."""
     j = Journey(cards(2), 1, "memory")
-    j.tap(0, 0, tear=tear, wrap=lambda c: Garble(c, at, how, junk))
+    j.tap(0, 0, tear=tear, wrap=lambda c: Mangler(c, at, how, junk))
     j.tap(1, 0, gap_ms=1000, note="bystander")
-    st_ = j.tap(0, 0, gap_ms=4000, wrap=lambda c: Garble(c, second, how, junk))
+    st_ = j.tap(0, 0, gap_ms=4000, wrap=lambda c: Mangler(c, second, how, junk))
     n = 0
     while st_ not in (O.PAID, O.PAID_RECOVERED) and n < 3:
         st_ = j.tap(0, 0, gap_ms=2000)

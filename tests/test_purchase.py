@@ -16,6 +16,7 @@ from sim.card import make_card, BEFORE, AFTER
 from sim.rig import Rig, ledger
 from sim import keys
 from mpcases.purchase_cases import check_money
+from sim.mangle import Mangler
 
 
 def _ecb(key, block):
@@ -66,35 +67,6 @@ def test_recovered_tac_verifies_too():
     assert rig.tap(card).status == O.PAID_RECOVERED
     intent = ledger(rig.records())[0][0]
     assert rig.records()[-1].tac == _independent_tac(card, intent)
-
-
-class Mangler:
-    """A card port that corrupts one answer of the real simulated card: the answer to APDU number `at`."""
-
-    def __init__(self, card, at, how, junk):
-        self.card = card
-        self.at = at
-        self.how = how
-        self.junk = junk
-        self.n = 0
-
-    def transceive(self, apdu):
-        r = self.card.transceive(apdu)
-        i = self.n
-        self.n += 1
-        if i != self.at:
-            return r
-        if self.how == "truncate":
-            return r[: len(self.junk) % max(1, len(r))]
-        if self.how == "extend":
-            return r[:-2] + self.junk + r[-2:]
-        if self.how == "garbage":
-            return self.junk
-        if self.how == "sw":
-            return r[:-2] + (self.junk + b"\x6f\x00")[:2]
-        if self.how == "sw_only":
-            return (self.junk + b"\x90\x00")[:2]
-        raise AssertionError(self.how)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
