@@ -311,8 +311,8 @@ class Depot:
         return self._writer.begin()
 
     def insert_ignore(self, conn, table, rows, returning=None):
-        """INSERT ... ON CONFLICT DO NOTHING; returns the `returning` column's values of the rows inserted (a
-        list), or the number inserted when no column is asked for."""
+        """INSERT ... ON CONFLICT DO NOTHING. Returns, for the rows actually inserted, the `returning` column's
+        values (a list), or tuples when `returning` is a tuple of columns, or their number when it is None."""
         if not rows:
             return [] if returning is not None else 0
         if self.sqlite:
@@ -320,8 +320,9 @@ class Depot:
         else:
             from sqlalchemy.dialects.postgresql import insert
         stmt = insert(table).on_conflict_do_nothing()
-        col = returning if returning is not None else list(table.primary_key.columns)[0]
-        got = [r[0] for r in conn.execute(stmt.returning(col), rows)]
+        many = isinstance(returning, tuple)
+        cols = returning if many else (returning if returning is not None else list(table.primary_key.columns)[0],)
+        got = [tuple(r) if many else r[0] for r in conn.execute(stmt.returning(*cols), rows)]
         return got if returning is not None else len(got)
 
     def version(self, conn=None):
