@@ -141,6 +141,25 @@ def test_damaged_record_lost_sector_and_damaged_header_are_faults_the_rest_store
     check.close()
 
 
+def test_a_damaged_record_at_any_place_is_one_fault_for_its_own_seq(tmp_path):
+    """Each record in turn damaged, in chunks of 256 bytes: whether it falls in the middle of a chunk, at a
+    chunk's end, at a segment's end or is the very last record (an outcome: its intent reads as open again),
+    the fault row stands for exactly its seq, everything else is stored, and the board is freed."""
+    for seq in range(1, 21):
+        b = SimBoard()
+        b.pay(10)
+        b.flip(seq)
+        url = str(tmp_path / ("flip%d.sqlite" % seq))
+        acks, check = _guard(b, url)
+        d = open_db(url)
+        rep = pull(b, d, "north", chunk=256)
+        assert [(f["kind"], f["first_seq"], f["last_seq"]) for f in rep["faults"]] == [("crc", seq, seq)], seq
+        assert _records(d) == {s: r for s, r in b.written.items() if s != seq}, seq
+        assert rep["acknowledged"] == 20 and b.j.pending() == 0, seq
+        d.close()
+        check.close()
+
+
 def test_a_torn_writes_tombstone_is_a_note_not_a_gap(depot_url, monkeypatch, capsys):
     b = SimBoard()
     b.pay(3)

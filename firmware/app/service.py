@@ -42,6 +42,12 @@ def _need():
     return None
 
 
+def _acked(j):
+    """The journal's acknowledgement floor (the depot's pull starts after it: records at or below are freed)."""
+    a = getattr(j, "ack", None)
+    return a if a is not None else getattr(j, "_ack", None)
+
+
 def status():
     """Versions, board, clock, records waiting, free flash, counters, faults, errors, unresolved intents."""
     e = _need()
@@ -88,12 +94,6 @@ def status():
         "taps": st["counts"],
         "test_keys": bool(v.sam is not None and v.sam.test_keys),
     }
-
-
-def _acked(j):
-    """The journal's acknowledgement floor (the depot's pull starts after it: records at or below are freed)."""
-    a = getattr(j, "ack", None)
-    return a if a is not None else getattr(j, "_ack", None)
 
 
 def records(seq, max_bytes=_CHUNK_MAX):
