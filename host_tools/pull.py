@@ -203,27 +203,33 @@ def pull_command(ctx, depot_name, chunk):
     depot = open_db(ctx.db)
     err = Console(stderr=True)
     try:
-        with Progress(TextColumn("pull"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
-                      TextColumn("{task.fields[kb]:.1f} KB"), TimeRemainingColumn(), console=err,
-                      disable=ctx.json or not err.is_terminal, transient=True) as bar:
-            task = bar.add_task("pull", total=None, kb=0.0)
+        board = open_board(ctx)
+        with board:
+            try:
+                with Progress(TextColumn("pull"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
+                              TextColumn("{task.fields[kb]:.1f} KB"), TimeRemainingColumn(), console=err,
+                              disable=ctx.json or not err.is_terminal, transient=True) as bar:
+                    task = bar.add_task("pull", total=None, kb=0.0)
 
-            def progress(done, total, nbytes):
-                bar.update(task, completed=done, total=total, kb=nbytes / 1024.0)
+                    def progress(done, total, nbytes):
+                        bar.update(task, completed=done, total=total, kb=nbytes / 1024.0)
 
-            board = open_board(ctx)
-            with board:
-                try:
                     rep = pull(board, depot, name, chunk=chunk, progress=progress)
-                finally:
+            except BaseException:
+                try:
                     board.close(restart_app=True)
+                except DepotError:
+                    pass  # the first error is the one to show
+                raise
+            # the report first: what is stored and acknowledged is shown even if the app then fails to restart
+            if ctx.json:
+                click.echo(json.dumps(rep, sort_keys=True, default=str))
+            else:
+                for line in _lines(rep):
+                    click.echo(line)
+            board.close(restart_app=True)
     finally:
         depot.close()
-    if ctx.json:
-        click.echo(json.dumps(rep, sort_keys=True, default=str))
-    else:
-        for line in _lines(rep):
-            click.echo(line)
     n = sum(1 for f in rep["faults"] if f["damage"])
     if n:
         raise DepotError("%d damaged stretch%s on board %s: stored as fault rows, the flash freed"

@@ -12,6 +12,7 @@ What is simulated is the link and the interpreter: every call goes through JSON 
 The end-to-end test through real mpremote against the virtual board uses host_tools.link instead.
 """
 import json
+import threading
 
 from app import service
 from app.errlog import ErrorLog
@@ -43,6 +44,7 @@ class _Clock:
 
 
 class SimBoard:
+    _one_service = threading.Lock()  # app.service is one module: one board's call at a time (threads in tests)
     def __init__(self, sectors=40, sector_size=1024, board_id=BOARD_ID):
         self.nor = NorFlash(sectors, sector_size)
         self.ss = sector_size
@@ -79,7 +81,8 @@ class SimBoard:
 
     def pay(self, n=1, card=3105170000000000):
         for k in range(n):
-            i = Record(KIND_INTENT, card_no=card + k, amount=200 + k % 7, balance=5000, counter=k, ttc=len(self.written),
+            i = Record(KIND_INTENT, card_no=card + k, amount=200 + k % 7, balance=5000, counter=k,
+                       ttc=len(self.written),
                        time=1796112000 + 60 * len(self.written), flags=1)
             self._append(self.j.append_intent, i)
             self._append(self.j.append_outcome, i.outcome(KIND_COMPLETED, balance=4800, tac=b"\x01\x02\x03\x04"))
@@ -156,6 +159,10 @@ class SimBoard:
             raise DepotError("board stopped answering (it reset)")
 
     def service(self, name, *args):
+        with SimBoard._one_service:
+            return self._service(name, *args)
+
+    def _service(self, name, *args):
         args = json.loads(json.dumps(list(args)))
         self._hook(name, "before")
         self._attach()

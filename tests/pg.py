@@ -70,13 +70,14 @@ class PgServer:
         if r.returncode:
             log = os.path.join(self.dir, "log")
             tail = open(log).read()[-800:] if os.path.exists(log) else ""
-            raise RuntimeError("%s failed: %s %s %s" % (os.path.basename(cmd[0]), r.stdout[-400:], r.stderr[-400:], tail))
+            raise RuntimeError("%s failed: %s %s %s" % (os.path.basename(cmd[0]), r.stdout[-400:], r.stderr[-400:],
+                                                         tail))
 
     def new_database(self):
         import psycopg
 
         name = "depot_%d_%d" % (os.getpid(), next(_count))
-        with psycopg.connect(self.url.replace("postgresql://", "postgresql://", 1), autocommit=True) as c:
+        with psycopg.connect(self.url, autocommit=True) as c:
             c.execute("CREATE DATABASE %s" % name)
         return self.url.rsplit("/", 1)[0] + "/" + name
 

@@ -221,3 +221,54 @@ def test_the_database_accepts_its_own_sql_on_both_dialects(depot_url):
     assert p["recovered"] is False and p["test_keys"] is False and p["end_state"] == "debited_tac" and n == 1
     assert p["outcome"] == "completed" and p["tac"] == "01020304" and p["balance_after"] == 4800
     d.close()
+
+
+def _threads(fns):
+    import threading
+
+    errors = []
+
+    def run(fn):
+        try:
+            fn()
+        except BaseException as e:  # noqa: B036 (reported below)
+            errors.append(e)
+
+    ts = [threading.Thread(target=run, args=(fn,)) for fn in fns]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert errors == []
+
+
+def test_depots_opening_a_new_database_at_once_migrate_it_once(depot_url):
+    _threads([lambda: open_db(depot_url).close() for _ in range(4)])
+    d = open_db(depot_url)
+    with d.read() as c:
+        assert c.execute(select(func.count()).select_from(d.t.schema_info)).scalar() == 1
+    assert d.version() == 2
+    d.close()
+
+
+def test_two_depots_pulling_at_the_same_time_into_one_database(depot_url):
+    boards = [SimBoard(board_id="240ac40000%02d" % k) for k in range(3)]
+    for k, b in enumerate(boards):
+        b.pay(20 + k)
+    open_db(depot_url).close()
+    reps = {}
+
+    def one(b, name):
+        d = open_db(depot_url)
+        reps[b.board_id] = pull(b, d, name, chunk=256)
+        d.close()
+
+    _threads([lambda b=b, k=k: one(b, "depot%d" % (k % 2)) for k, b in enumerate(boards)])
+    d = open_db(depot_url)
+    for k, b in enumerate(boards):
+        assert reps[b.board_id]["stored"] == 40 + 2 * k and reps[b.board_id]["chunks"] > 3
+        t = d.t.records
+        with d.read() as c:
+            got = {r.seq: bytes(r.raw) for r in c.execute(select(t.c.seq, t.c.raw).where(t.c.board_id == b.board_id))}
+        assert got == b.written and b.j.pending() == 0
+    d.close()

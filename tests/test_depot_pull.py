@@ -1,7 +1,8 @@
 """`pull` (host_tools/pull.py) against a CPython board: the real firmware/app/service.py and a real
 tunion.flashjournal.FlashJournal on the NOR simulator, behind the board link's API (tests/depotboard.py: calls go
-through JSON, {"ok": False} raises DepotError). Every test runs on a SQLite file and on a real PostgreSQL server
-(tests/pg.py), except the long cut sweep, which runs whole on SQLite and on a sample of its points on PostgreSQL.
+through JSON, {"ok": False} raises DepotError). The tests taking `depot_url` run on a SQLite file and on a real
+PostgreSQL server (tests/pg.py); the cut sweep runs whole on SQLite and on a sample of its points on PostgreSQL;
+the rest (the database's part there already shown on both) on SQLite.
 The end to end through real mpremote against the virtual board is tests/test_depot_vboard.py (needs link.py).
 
 What is shown: records match what the board wrote, byte for byte; a second pull stores nothing; settlements
@@ -244,8 +245,9 @@ def _points(counts, inserts):
     return pts
 
 
-def _run_cut(url, point, mutate=None):
-    """One cut, then reruns until a pull completes; the invariants asserted throughout. Returns the board."""
+def _run_cut(url, point, second=None):
+    """One cut, then a rerun (cut again at its first acknowledgement when `second` is "before" or "after", and
+    run a third time); the invariants asserted throughout. Returns the board."""
     b, u = _scenario()
     acks, check = _guard(b, url)
     d = open_db(url)
@@ -278,6 +280,14 @@ def _run_cut(url, point, mutate=None):
     b.kill_at = b.reset_at = None
     b.pay(2)  # the bus runs on between the two pulls
     d = open_db(url)
+    if second is not None:
+        held = d.covered(BOARD_ID)
+        b.kill_at = ("ack", b.counts.get("ack", 0), second)
+        with pytest.raises(Killed):
+            pull(b, d, "north", chunk=CHUNK)
+        # killed at the first thing after status: freeing what the database holds from the cut pull
+        assert held > 0 and b.calls[-1] == (("ack", (held,)) if second == "after" else ("status", ())), point
+        b.kill_at = None
     rep = pull(b, d, "north", chunk=CHUNK)
     want = {s: r for s, r in b.written.items() if s != 20}
     assert _records(d) == want, point  # nothing lost
@@ -302,6 +312,16 @@ def test_pull_cut_at_every_step_then_rerun_loses_nothing_and_doubles_nothing(tmp
     assert counts["records"] >= 6 and len(pts) > 40
     for i, p in enumerate(pts):
         _run_cut(str(tmp_path / ("cut%d.sqlite" % i)), p)
+
+
+def test_a_pull_cut_after_its_commits_then_cut_again_at_the_first_acknowledgement(tmp_path):
+    """The rerun first acknowledges what the database holds; cut there too (before and after the board applied
+    it), a third pull still loses and doubles nothing."""
+    n = 0
+    for first in (("kill", "records", 3, "before"), ("kill", "ack", 0, "before"), ("reset", "records", 5, "after")):
+        for second in ("before", "after"):
+            _run_cut(str(tmp_path / ("twice%d.sqlite" % n)), first, second)
+            n += 1
 
 
 def test_pull_cut_at_a_sample_of_steps_on_postgresql(tmp_path, pg_server):
@@ -335,3 +355,49 @@ def test_the_sweep_catches_an_acknowledgement_before_the_commit(tmp_path, monkey
     monkeypatch.setitem(globals(), "_guard", lambda b, url: ([0], open_db(url)))  # the board-side check off
     with pytest.raises(AssertionError):
         _run_cut(str(tmp_path / "m2.sqlite"), ("kill", "insert", 3, "after"))
+
+
+def test_bad_input_is_one_line_and_a_non_zero_exit(tmp_path, monkeypatch, capsys):
+    assert cli.run(["--db", str(tmp_path / "no" / "d.sqlite"), "--port", "x", "pull"]) == 2
+    assert capsys.readouterr()[1] == "error: --db: folder %s does not exist\n" % (tmp_path / "no")
+    b = SimBoard()
+    b.pay(1)
+    assert _cli(str(tmp_path / "d.sqlite"), b, monkeypatch, "--json") == 0
+    capsys.readouterr()
+
+    def refuses(*a):
+        raise DepotError("the board refused records: journal: flash read failed")
+
+    monkeypatch.setattr(b, "_service",
+                        lambda name, *a: refuses() if name == "records" else SimBoard._service(b, name, *a))
+    assert _cli(str(tmp_path / "d.sqlite"), b, monkeypatch) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: the board refused records: journal: flash read failed\n"
+    assert cli.run(["pull", "--help"]) == 0 and "--depot" in capsys.readouterr()[0]
+
+
+def test_a_chunk_damaged_on_the_link_is_asked_for_again(tmp_path):
+    b = SimBoard()
+    b.pay(10)
+    real = SimBoard._service
+    bad = {"n": 2}
+
+    def flaky(name, *a):
+        r = real(b, name, *a)
+        if name == "records" and bad["n"]:
+            bad["n"] -= 1
+            c = r["chunks"][0]
+            c["b64"] = c["b64"][:-8] + ("A" * 8 if not c["b64"].endswith("A" * 8) else "B" * 8)
+        return r
+
+    b._service = flaky
+    d = open_db(tmp_path / "d.sqlite")
+    rep = pull(b, d, "north", chunk=CHUNK)
+    assert rep["stored"] == 20 and _records(d) == b.written
+    assert [c[0] for c in b.calls].count("records") == 2 + rep["chunks"]  # two asked again
+    bad["n"] = 99
+    b.pay(1)
+    with pytest.raises(DepotError, match="failed their length or CRC check 3 times"):
+        pull(b, d, "north", chunk=CHUNK)
+    assert b.j.pending() == 2 and len(_records(d)) == 20  # nothing stored, nothing freed
+    d.close()
