@@ -9,8 +9,8 @@ and each board's health, per day, line, vehicle and hour, from the depot databas
 Days are CST calendar days of the tap's own time (validator.md section 2: the board's clock is CST). Money is
 what the cards say moved: an intent counts as paid when its outcome or a later settlement says it was debited
 (the `payments` view, host_tools/db.py); unresolved intents are money at risk, listed apart. Refusal counters are
-cumulative on the board: a day's refusals are the last snapshot of the period minus the last one before it
-(depot.md "Reports"). Cards from other cities (异地卡) are counted apart from local card types.
+cumulative on the board and carry no times: a day's refusals are the last snapshot taken in the period (by the
+board's clock) minus the last one before it (depot.md "Reports"). Cards from other cities (异地卡) are counted apart from local card types.
 """
 import datetime
 import json
@@ -109,19 +109,20 @@ def _ref(r):
 
 
 def _refusals(depot, conn, t0, t1, board):
-    """Per board and reason: refusals counted in the period (cumulative counters: last in - last before)."""
+    """Per board and reason: refusals counted in the period. The board's counters are cumulative and carry no
+    times, so a snapshot's refusals belong to the CST day of the board's own clock when it was taken (the laptop's
+    clock + 8 h when the board's was not set): last snapshot in the period minus the last one before it."""
     s, rf = depot.t.board_status, depot.t.refusals
-    # The laptop stamps snapshots in UTC; the period is CST days: shift the bounds, not the data.
-    u0, u1 = t0 - datetime.timedelta(hours=8), t1 - datetime.timedelta(hours=8)
     out = {}
-    q = select(s.c.board_id, s.c.snapshot_id, s.c.taken_utc).order_by(s.c.board_id, s.c.taken_utc, s.c.snapshot_id)
+    q = select(s.c.board_id, s.c.snapshot_id, s.c.taken_utc, s.c.clock_s).order_by(s.c.board_id, s.c.snapshot_id)
     if board:
         q = q.where(s.c.board_id == board)
     before, last = {}, {}
-    for b, sid, taken in conn.execute(q):
-        if taken < u0:
+    for b, sid, taken, clock_s in conn.execute(q):
+        when = cst(clock_s) if clock_s is not None else taken + datetime.timedelta(hours=8)
+        if when < t0:
             before[b] = sid
-        elif taken < u1:
+        elif when < t1:
             last[b] = sid
     for b in sorted(last):
         now = _counts(conn, rf, last[b])
@@ -170,6 +171,8 @@ def _health(depot, conn, board):
             "flash_used_pct": round(100.0 * used / total, 1) if used is not None and total else None,
             "unresolved": r["unresolved"], "errors_total": r["errors_total"], "out_of_service": r["out_of_service"],
             "test_keys": bool(r["test_keys"]), "records_stored": int(stored[0]), "last_seq": stored[1],
+            # what the board had numbered at its last status and the database still lacks (0 after a full pull)
+            "records_unpulled": max(0, int(r["next_seq"]) - 1 - int(stored[1] or 0)) if r["next_seq"] else None,
             "faults": int(nf),
         })
     return out
