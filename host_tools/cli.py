@@ -47,6 +47,9 @@ def main(ctx, port, baud, db, as_json):
 
 # (module, attribute) of each command, imported lazily so `--help` and a bad command stay quick.
 COMMANDS = (
+    ("host_tools.status", "status"),
+    ("host_tools.provision", "provision"),
+    ("host_tools.denylist", "denylist"),
 )
 
 

@@ -347,6 +347,11 @@ class Board:
         self._write(b"\x04")
         self._read_until(b"\x04", until, "the end of the paste")
 
+    @property
+    def broken(self):
+        """The link failed (port lost, or the board stopped answering): only close() is left."""
+        return self._broken or self._dead
+
     # ---- service calls --------------------------------------------------------------------------------------
     def service(self, name, *args, deadline=30.0, raw=False):
         """app.service.<name>(*args) on the board, its JSON answer as a dict. {"ok": False, ...} raises a
@@ -374,10 +379,10 @@ class Board:
             raise _error("the board's answer is not JSON: %r" % out[-80:]) from None
 
     # ---- files ----------------------------------------------------------------------------------------------
-    def put(self, remote_path, data, chunk=PUT_CHUNK, deadline=30.0, progress=None):
+    def put(self, remote_path, data, chunk=PUT_CHUNK, deadline=10.0, progress=None):
         """Write `data` to `remote_path` (replaced), `chunk` bytes per exec, each checked on the board by its
         length and CRC32 before it is written; the size checked at the end. On any error the partial file is
-        removed (when the link still works). `progress(done, total)` after each chunk."""
+        removed (when the link still works). `progress(done, total)` after each chunk; `deadline` is per chunk."""
         import base64
         import binascii
 
