@@ -60,6 +60,9 @@ def main(ctx, port, baud, db, as_json, depot_config):
 
 # (module, attribute) of each command, imported lazily so `--help` and a bad command stay quick.
 COMMANDS = (
+    ("host_tools.status", "status"),
+    ("host_tools.provision", "provision"),
+    ("host_tools.denylist", "denylist"),
     ("host_tools.pull", "pull_command"),
     ("host_tools.report", "report_command"),
     ("host_tools.export", "export_command"),
