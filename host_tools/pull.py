@@ -199,7 +199,7 @@ def pull_command(ctx, depot_name, chunk):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    name = depot_name or socket.gethostname()
+    name = depot_name or ctx.conf.name  # --depot, else the depot configuration's name (hostname by default)
     depot = open_db(ctx.db)
     err = Console(stderr=True)
     try:
