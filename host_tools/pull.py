@@ -18,7 +18,6 @@ found but never reported) are reported one line each; damage makes the command e
 import base64
 import binascii
 import json
-import socket
 import time
 
 import click

@@ -186,23 +186,21 @@ def test_pull_killed_and_the_board_power_cut_mid_pull_through_mpremote(tmp_path)
         b2.wait_for("validator ready", 60, start=len(b2.output))
         held = []  # records in the database after each cut: each lands mid-pull, once that many are stored
         for at in (800, 2000):
-            p = _pull_process(b2.port, db2)
-            _wait(lambda at=at: _count(db2) >= at, 120, "%d records stored" % at)
+            p = _stored(b2, db2, at)
             p.send_signal(signal.SIGKILL)
             p.communicate(timeout=60)
             codes.append(p.returncode)
             held.append(_count(db2))
-        p = _pull_process(b2.port, db2)
-        _wait(lambda: _count(db2) >= 3000, 120, "3000 records stored")
+        p = _stored(b2, db2, 3000)
+        mark = len(b2.output)
         b2.power_cut()
         out, err = p.communicate(timeout=600)
         codes.append(p.returncode)
         held.append(_count(db2))
         assert p.returncode != 0 and err.count("\n") == 1 and err.startswith("error: "), err
-        b2.wait_for("validator ready", 60, start=0)
-        p = _pull_process(b2.port, db2)
-        out, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err
+        b2.wait_for("validator ready", 60, start=mark)
+        p = _stored(b2, db2)
+        out, err = p.communicate(timeout=60)
         last = json.loads(out)
     d = open_db(db2)
     t = d.t.records
@@ -212,10 +210,40 @@ def test_pull_killed_and_the_board_power_cut_mid_pull_through_mpremote(tmp_path)
     assert got == written and total == len(written), "lost or doubled"
     assert last["faults"] == [] and last["acknowledged"] == max(written)
     assert codes[:2] == [-signal.SIGKILL, -signal.SIGKILL]
-    print("\nvboard pull of %d records through mpremote (unthrottled pty): %.1f s; records held after each cut: %s"
-          % (len(written), full_s, held))
+    print("\nvboard pull of %d records through mpremote (unthrottled pty): %.1f s; records held after each cut: %s;"
+          " board trouble (then reset): %s" % (len(written), full_s, held, BOARD_TROUBLE))
     assert all(0 < n < len(written) for n in held), "a cut did not land mid-pull: %s" % held
     d.close()
+
+
+# Findings of this test, beyond the pull (their error lines are collected here and printed):
+# - a pull right after a SIGKILLed one that finds no raw REPL (about 1 in 8 kills): the tool died inside an exec's
+#   raw paste, the board ended the paste (it sent \x04) and waits for the host's \x04 or a Ctrl-C; the vboard
+#   relay turns the next tool's Ctrl-C into SIGINT and drops the byte, and the board stays there;
+# - a pull that meets a MemoryError on the board (400k heap) in records() after several killed sessions.
+# The technician's way out, a reset of the board, is what the test does then, and runs the pull again.
+BOARD_TROUBLE = []
+
+
+def _stored(board, db, at=None):
+    """Start a pull and wait until `at` records are stored (the running process), or, with at=None, until it
+    ends (exit 0). A pull that meets BOARD_TROUBLE is followed by a reset of the board and run again."""
+    for _ in range(4):
+        p = _pull_process(board.port, db)
+        if at is None:
+            p.wait(600)
+        else:
+            _wait(lambda: _count(db) >= at or p.poll() is not None, 120, "%d records stored" % at)
+        if (at is not None and p.poll() is None) or (at is None and p.returncode == 0):
+            return p
+        err = p.communicate()[1].strip()
+        assert p.returncode == 1 and err.count("\n") == 0, err
+        assert "does not answer" in err or "MemoryError" in err, err
+        BOARD_TROUBLE.append(err)
+        mark = len(board.output)
+        board.power_cut()
+        board.wait_for("validator ready", 60, start=mark)
+    raise AssertionError("four pulls in a row could not work with the board: %s" % BOARD_TROUBLE[-4:])
 
 
 def _count(db):
