@@ -401,3 +401,43 @@ def test_a_chunk_damaged_on_the_link_is_asked_for_again(tmp_path):
         pull(b, d, "north", chunk=CHUNK)
     assert b.j.pending() == 2 and len(_records(d)) == 20  # nothing stored, nothing freed
     d.close()
+
+
+def test_an_open_intent_is_stored_and_its_outcome_joins_it_in_the_next_pull(depot_url):
+    from tunion.record import KIND_COMPLETED, KIND_INTENT, Record
+
+    b = SimBoard()
+    b.pay(2)
+    i = Record(KIND_INTENT, card_no=3105170000000777, amount=200, balance=1000, counter=3, ttc=99, time=1796112300)
+    seq = b._append(b.j.append_intent, i)  # the card is being debited: the intent is open while the depot pulls
+    d = open_db(depot_url)
+    seen = []
+    rep = pull(b, d, "north", chunk=CHUNK, progress=lambda done, total, n: seen.append((done, total, n)))
+    assert rep["stored"] == 5 and rep["acknowledged"] == seq and b.j.open_intent().seq == seq  # still open
+    assert seen[-1] == (5, 5, rep["bytes"]) and [s[0] for s in seen] == sorted(s[0] for s in seen)
+    t = d.t.payments
+    with d.read() as c:
+        p = c.execute(select(t).where(t.c.seq == seq)).first()._mapping
+    assert p["end_state"] is None and p["outcome"] is None
+    b._append(b.j.append_outcome, i.outcome(KIND_COMPLETED, balance=800, tac=b"\x05\x06\x07\x08"))
+    rep = pull(b, d, "north", chunk=CHUNK)
+    assert rep["stored"] == 1 and rep["duplicates"] == 0
+    with d.read() as c:
+        p = c.execute(select(t).where(t.c.seq == seq)).first()._mapping
+    assert (p["end_state"], p["outcome_seq"], p["balance_after"], p["tac"]) == ("debited_tac", seq + 1, 800, "05060708")
+    d.close()
+
+
+def test_a_segment_header_naming_another_board_is_a_header_fault():
+    import base64
+
+    from host_tools.store import Cursor, check_chunk
+
+    b = SimBoard()
+    b.pay(2)
+    r = b.service("records", 1, 4096)
+    raw = base64.b64decode(r["chunks"][0]["b64"])
+    rows, faults, p = check_chunk(Cursor("240ac4999999", 0), raw, r["next"])
+    assert len(rows) == 4 and p == 4
+    assert [(f["kind"], f["detail"]) for f in faults] == [
+        ("header", "segment 1 names board %s0000, not 240ac4999999" % BOARD_ID)]
