@@ -48,6 +48,7 @@ def main(ctx, port, baud, db, as_json):
 # (module, attribute) of each command, imported lazily so `--help` and a bad command stay quick.
 COMMANDS = (
     ("host_tools.flash", "flash_cmd"),
+    ("host_tools.deploy", "deploy_cmd"),
 )
 
 
