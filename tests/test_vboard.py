@@ -463,3 +463,29 @@ def test_case_on_the_unix_port(path, name, tmp_path_factory):
                                                             proc.stderr[-2000:])
     ok, err = res[name]
     assert ok, err
+
+
+def test_throttled_link_carries_a_uarts_byte_rate(tmp_path):
+    """Board(baud=115200) paces the pty like a UART (10 bits a byte each way): 23.4 KB of output take ~2 s; the
+    same exec on the unthrottled link is several times faster. Benchmarks of depot transfers rely on this."""
+    from mpremote.transport_serial import SerialTransport
+
+    code = "import sys\nfor i in range(%d):\n    sys.stdout.write('x' * 63 + '\\n')\n" % 360  # 23,040 bytes
+    times = {}
+    for baud in (None, 115200):
+        with Board(tmp_path / ("b%s" % baud), baud=baud) as b:
+            b.wait_for(b">>> ", 10)
+            t = SerialTransport(b.port, baudrate=115200, timeout=2)
+            try:
+                t.enter_raw_repl(soft_reset=False)
+                t0 = time.monotonic()
+                out = t.exec(code)
+                times[baud] = time.monotonic() - t0
+                t.exit_raw_repl()
+            finally:
+                t.close()
+        assert len(out) == 360 * 65  # each line ends "\r\n" on the wire, as a board's stdout does
+    wire = 360 * 65 * 10 / 115200  # 2.0 s for the output alone
+    print("throttle:", times)
+    assert wire * 0.95 <= times[115200] <= wire * 1.6, times
+    assert times[None] < times[115200] / 3, times

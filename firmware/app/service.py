@@ -42,6 +42,12 @@ def _need():
     return None
 
 
+def _acked(j):
+    """The journal's acknowledgement floor (the depot's pull starts after it: records at or below are freed)."""
+    a = getattr(j, "ack", None)
+    return a if a is not None else getattr(j, "_ack", None)
+
+
 def status():
     """Versions, board, clock, records waiting, free flash, counters, faults, errors, unresolved intents."""
     e = _need()
@@ -72,6 +78,7 @@ def status():
         "clock_valid": bool(v.clock.valid),
         "records_waiting": j.pending(),
         "next_seq": j.next_seq,
+        "acknowledged": _acked(j),
         "flash_used": used,
         "flash_total": total,
         "refusals": j.refusals(),
@@ -117,7 +124,8 @@ def ack(upto):
         _V.journal.acknowledge(upto)
     except (OSError, ValueError) as x:
         return _err("journal", x)
-    return {"ok": True, "acknowledged": _V.journal.ack if hasattr(_V.journal, "ack") else upto}
+    a = _acked(_V.journal)
+    return {"ok": True, "acknowledged": a if a is not None else upto}
 
 
 def set_clock(secs):

@@ -116,7 +116,7 @@ def _mpy_cross():
 
 class Board:
     def __init__(self, folder, files=(), fast=True, heap=DEFAULT_HEAP, board="esp32-generic", compile=True,
-                 unique_id=b"\x24\x0a\xc4\x00\x00\x01", rtc=None, micropython=None):
+                 unique_id=b"\x24\x0a\xc4\x00\x00\x01", rtc=None, micropython=None, baud=None):
         self.dir = Path(folder)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.files = list(files)
@@ -141,6 +141,7 @@ class Board:
         self.controller.uarts[2] = self.reader
         self.relay = None
         self.layout = None  # tools.manifest.Layout of the last seed()
+        self.baud = baud  # None: the pty runs flat out; 115200: throttled to a UART's byte rate (relay.py)
 
     # ---- life -----------------------------------------------------------------------------------------------
     def start(self):
@@ -152,7 +153,8 @@ class Board:
         if self.files:
             self.seed(self.files)
         env = dict(os.environ, MICROPYPATH="%s:.frozen" % STANDINS, HOME=str(self.dir), TZ="UTC")
-        self.relay = Relay(self._argv, on_exit=self._on_exit, env=env, on_interrupt=self.clock.interrupt)
+        self.relay = Relay(self._argv, on_exit=self._on_exit, env=env, on_interrupt=self.clock.interrupt,
+                           baud=self.baud)
         self.relay.start()
         return self
 
