@@ -60,6 +60,9 @@ def main(ctx, port, baud, db, as_json, depot_config):
 
 # (module, attribute) of each command, imported lazily so `--help` and a bad command stay quick.
 COMMANDS = (
+    ("host_tools.status", "status"),
+    ("host_tools.provision", "provision"),
+    ("host_tools.denylist", "denylist"),
     ("host_tools.flash", "flash_cmd"),
     ("host_tools.deploy", "deploy_cmd"),
     ("host_tools.pull", "pull_command"),

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from host_tools import denylist as tool
+from host_tools.cli import run as depot
+from host_tools.errors import DepotError
 from tunion.denylist import Denylist, DenylistError, install_denylist, encode, verify, HEADER_SIZE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +39,7 @@ def test_build_from_text_list_then_search(tmp_path):
 
 def test_bad_lines_are_reported_with_their_numbers():
     text = "3105170010170907984\n31051700101709X7984\n\n123\n99999999999999999999999\n"
-    with pytest.raises(tool.DenylistToolError) as e:
+    with pytest.raises(DepotError) as e:
         tool.build(text, 1)
     msg = str(e.value)
     assert "line 2:" in msg and "digits only" in msg
@@ -47,33 +49,45 @@ def test_bad_lines_are_reported_with_their_numbers():
     # --lenient keeps short numbers as a warning but still refuses what cannot be a u64
     nums, warnings = tool.parse_list("123\n", strict=False)
     assert nums == [123] and "line 1" in warnings[0]
-    with pytest.raises(tool.DenylistToolError):
+    with pytest.raises(DepotError):
         tool.build("3105170010170907984\n", 1 << 32)
 
 
-def test_cli_build_check_stats(tmp_path):
+def _cli(*args, module="host_tools.cli"):
+    """The depot CLI as a real process (python -m, this checkout first on the path)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "firmware")]))
+    return subprocess.run([sys.executable, "-m", module] + [str(a) for a in args], capture_output=True, text=True,
+                          env=env, cwd=ROOT)
+
+
+def test_cli_build_check_stats(tmp_path, capsys):
     src = tmp_path / "cards.txt"
     src.write_text(LIST)
     out = tmp_path / "dl.bin"
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    r = subprocess.run(
-        [sys.executable, "-m", "host_tools.denylist", "build", str(src), "-o", str(out), "--list-version", "3",
-         "--json"], capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    r = _cli("denylist", "build", src, "-o", out, "--list-version", "3", "--json")
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout)
     assert info["entries"] == 3 and info["list_version"] == 3 and info["verified"]
     assert info["first"] == 3100000000000000000 and info["last"] == 3105170010170907984
     assert "listed twice" in r.stderr
-    assert tool.main(["check", str(out), "--json"]) == 0
-    assert tool.main(["stats", str(out)]) == 0
+    assert depot(["--json", "denylist", "check", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["entries_crc"] == info["entries_crc"]
+    assert depot(["denylist", "stats", str(out)]) == 0
+    assert "list_version          3" in capsys.readouterr().out
     raw = bytearray(out.read_bytes())
     raw[-1] ^= 0xFF
     out.write_bytes(bytes(raw))
-    assert tool.main(["check", str(out)]) == 1
+    r = _cli("check", out, module="host_tools.denylist")  # the old entry point: the same group
+    assert r.returncode == 2 and r.stderr.strip().endswith("entries CRC mismatch")
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     bad = tmp_path / "bad.txt"
-    bad.write_text("hello\n")
-    assert tool.main(["build", str(bad), "-o", str(tmp_path / "x.bin"), "--list-version", "1"]) == 1
-    assert not (tmp_path / "x.bin").exists()
+    bad.write_text("hello\n3105170010170907984\n12\n")
+    r = _cli("denylist", "build", bad, "-o", tmp_path / "x.bin", "--list-version", "1")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "line 1:" in r.stderr and "line 3:" in r.stderr
+    assert not (tmp_path / "x.bin").exists() and not (tmp_path / "x.bin.tmp").exists()
+    r = _cli("denylist", "check", tmp_path / "missing.bin")
+    assert r.returncode == 2 and "No such file" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_install_from_uploaded_file_and_rejects_keep_old(tmp_path):

@@ -67,6 +67,8 @@ def status():
         no_tac[str(k)] = counts[k]
     now = v.clock.now()
     log = _CTX.get("log")
+    dl = v.config.denylist if v.config is not None else None
+    fs = _fs_space()
     st = v.stats()
     return {
         "ok": True,
@@ -93,9 +95,34 @@ def status():
         "oos_ms": st["oos_ms"],
         "taps": st["counts"],
         "test_keys": bool(v.sam is not None and v.sam.test_keys),
+        "dev_board": bool(_CTX.get("dev_board")),
+        "denylist_version": dl.list_version if dl is not None else None,
+        "denylist_entries": dl.count if dl is not None else None,
+        "fs_free": fs[0],
+        "fs_total": fs[1],
         # the depot's flash refuses while an unresolved intent is younger than this (issue 9 "flash")
         "recovery_window_s": v.config.recovery_window_s if v.config is not None else None,
     }
+
+
+def _fs_space():
+    """(free, total) bytes of the vfs, where staged files and the denylist go; (None, None) where unknown."""
+    try:
+        import os
+
+        f = os.statvfs("/")
+        return f[0] * f[3], f[0] * f[2]
+    except (OSError, AttributeError):
+        return None, None
+
+
+def _denylist_path():
+    """Where the configuration says the denylist is (boot.read_config opens the same path); None: no list."""
+    c = _V.config
+    name = c.denylist_file if c is not None else _CTX.get("denylist_path", "/denylist.bin")
+    if not name:
+        return None
+    return name if name[0] == "/" else "/" + name
 
 
 def records(seq, max_bytes=_CHUNK_MAX):
@@ -198,9 +225,18 @@ def install(kind, staged):
                 f.close()
             install_config(text, _CTX.get("config_path", "/config.json"))
         elif kind == "denylist":
-            from tunion.denylist import install_denylist
+            from tunion.denylist import install_denylist, verify
 
-            install_denylist(staged, _CTX.get("denylist_path", "/denylist.bin"))
+            path = _denylist_path()
+            if path is None:
+                return _err("refused", "the configuration names no denylist file (denylist_file is null)")
+            verify(staged)  # before the open list is closed: a bad file changes nothing
+            _close_denylist()  # the list being replaced is closed first (tunion.denylist.install_denylist)
+            try:
+                install_denylist(staged, path)
+            except Exception:
+                _reload(reload)  # the old list again
+                raise
         elif kind == "keys":
             if not _CTX.get("dev_board"):
                 return _err("refused", "software SAM keys are for development boards only")
@@ -220,9 +256,22 @@ def install(kind, staged):
         return _err("config", x)
     except (OSError, ValueError) as x:
         return _err(kind, x)
-    if reload is not None:
-        _V.config, _V.sam = reload()
+    _reload(reload)
     return {"ok": True, "installed": kind}
+
+
+def _close_denylist():
+    c = _V.config
+    if c is not None and c.denylist is not None:
+        c.denylist.close()
+        c.denylist = None
+
+
+def _reload(reload):
+    """The running validator takes the files now on flash (boot's reload: config, its denylist, the SAM)."""
+    if reload is not None:
+        _close_denylist()
+        _V.config, _V.sam = reload()
 
 
 def check_config(path):
