@@ -63,6 +63,8 @@ COMMANDS = (
     ("host_tools.status", "status"),
     ("host_tools.provision", "provision"),
     ("host_tools.denylist", "denylist"),
+    ("host_tools.flash", "flash_cmd"),
+    ("host_tools.deploy", "deploy_cmd"),
     ("host_tools.pull", "pull_command"),
     ("host_tools.report", "report_command"),
     ("host_tools.export", "export_command"),

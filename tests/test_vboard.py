@@ -71,12 +71,13 @@ def loop_board(tmp_path):
 def test_mpremote_cli_exec_and_fs_ls(core_board):
     r = _cli(core_board, "exec", "import tunion.record, sys; print(6 * 7, sys.path)")
     assert r.returncode == 0, r.stderr
-    assert "42 ['', '.frozen', '/lib']" in r.stdout
-    r = _cli(core_board, "fs", "ls", ":lib/tunion")
+    app = core_board.layout.folder  # /boot.py (firmware/app/loader.py) put the seeded app folder on sys.path
+    assert "42 ['', '%s', '.frozen']" % app in r.stdout
+    r = _cli(core_board, "fs", "ls", ":" + app.lstrip("/") + "/tunion")
     assert r.returncode == 0, r.stderr
     assert "record.mpy" in r.stdout and "compat.mpy" in r.stdout and ".py\n" not in r.stdout
     r = _cli(core_board, "fs", "ls", ":")
-    assert "boot.py" in r.stdout and "lib/" in r.stdout  # inisetup wrote boot.py on the first boot
+    assert "boot.py" in r.stdout and "apps/" in r.stdout and "app.ptr" in r.stdout
 
 
 def test_python_api_exec_eval_and_error(core_board):
@@ -202,7 +203,8 @@ def pay(n):
 def test_flash_journal_on_the_journal_partition_survives_a_power_cut(tmp_path):
     """firmware/drivers/partition.py finds the `journal` partition through esp32.Partition and the raw
     FlashJournal keeps its records across a kill of the process (all on the real unix port)."""
-    files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d.startswith(("/lib/tunion/", "/lib/drivers/", "/lib/app/"))]
+    files = [(s, d) for s, d in manifest.board_files("esp32-generic")
+             if d.startswith(("/lib/tunion/", "/lib/drivers/", "/lib/app/")) or d == "/boot.py"]
     with Board(tmp_path / "board", files=files) as b:
         b.wait_for(">>> ", 10)
         t = _transport(b)

@@ -210,6 +210,7 @@ def boot(pins_module):
     v = Validator(reader, sam, journal, config, clock, screen=screen, feedback=feedback, wdt=wdt, log=log,
                   kbd=micropython.kbd_intr, retry=reload, ticks=time.ticks_ms)
     service.attach(v, board=pins_module.NAME, board_id=board_id.hex() if hasattr(board_id, "hex") else board_id,
-                   config_path=CONFIG_PATH, keys_path=KEYS_PATH, reset_cause=machine.reset_cause(), log=log,
+                   config_path=CONFIG_PATH, keys_path=KEYS_PATH, ttc_path=TTC_PATH,
+                   reset_cause=machine.reset_cause(), log=log,
                    reload=reload, dev_board=not pins_module.HAS.get("psam", True))
     return v

@@ -100,6 +100,8 @@ def status():
         "denylist_entries": dl.count if dl is not None else None,
         "fs_free": fs[0],
         "fs_total": fs[1],
+        # the depot's flash refuses while an unresolved intent is younger than this (issue 9 "flash")
+        "recovery_window_s": v.config.recovery_window_s if v.config is not None else None,
     }
 
 
@@ -181,6 +183,28 @@ def raise_floor(n):
         return e
     _V.journal.raise_floor(n)
     return {"ok": True, "next_seq": _V.journal.next_seq}
+
+
+def raise_ttc(n):
+    """Development boards: the software SAM's TTCs below n were used before (its store was on an erased vfs):
+    the store's next value becomes at least n. The running SAM's reserved block is dropped at the app restart
+    that follows every depot session; no tap runs in between (the loop is interrupted)."""
+    e = _need()
+    if e:
+        return e
+    if not _CTX.get("dev_board"):
+        return _err("refused", "a board with a PSAM keeps its own TTC")
+    from tunion.softsam import FileTtcStore
+
+    store = FileTtcStore(_CTX.get("ttc_path", "/samttc"))
+    try:
+        cur = store.peek()
+        if cur < n:
+            store.reserve(n - cur)
+            cur = n
+    except (OSError, ValueError) as x:
+        return _err("ttc", x)
+    return {"ok": True, "ttc_next": cur}
 
 
 def install(kind, staged):

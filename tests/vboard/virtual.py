@@ -73,9 +73,12 @@ def read_partitions(csv_path):
 
 
 def compile_for_board(files, build):
-    """(src, board path) -> (host file to copy, board path): modules become .mpy (mpy-cross, the unix port's
-    default architecture) as they go on a board; /boot.py and /main.py stay source, as a board needs them."""
+    """(src, board path) -> (host file to copy, board path): modules become .mpy as they go on a board, named
+    as `tunion-depot deploy` names them (tools/manifest.source_name); /boot.py and /main.py stay source, as a
+    board needs them. Bytecode-only .mpy files are the same bytes for the unix port and -march=xtensawin."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from tools.manifest import source_name
 
     exe = _mpy_cross()
     out, jobs = [], []
@@ -84,7 +87,7 @@ def compile_for_board(files, build):
         if dest.endswith(".py") and dest.count("/") > 1:
             mpy = (Path(build) / dest.lstrip("/")).with_suffix(".mpy")
             mpy.parent.mkdir(parents=True, exist_ok=True)
-            jobs.append([exe, "-s", dest.lstrip("/"), "-o", str(mpy), str(src)])
+            jobs.append([exe, "-s", source_name(dest), "-o", str(mpy), str(src)])
             out.append((mpy, dest[:-3] + ".mpy"))
         else:
             out.append((src, dest))
@@ -137,6 +140,7 @@ class Board:
         self.controller.i2c[0][SSD1306.ADDR] = self.oled
         self.controller.uarts[2] = self.reader
         self.relay = None
+        self.layout = None  # tools.manifest.Layout of the last seed()
         self.baud = baud  # None: the pty runs flat out; 115200: throttled to a UART's byte rate (relay.py)
 
     # ---- life -----------------------------------------------------------------------------------------------
@@ -205,10 +209,17 @@ class Board:
     # ---- flash ----------------------------------------------------------------------------------------------
     def seed(self, files):
         """Install (src, board path) pairs into the vfs (formatting a blank one), compiled as they go on a
-        board. The board process must not be running (two writers would corrupt the LittleFS)."""
+        board and laid out as the depot's deploy lays them out (tools/manifest.py layout(): /lib/... into the
+        folder /apps/<id>, /app.ptr naming it; /boot.py from the manifest chooses it at boot). Returns the
+        (host file, board path) pairs written. The board process must not be running (two writers would
+        corrupt the LittleFS)."""
+        from tools.manifest import layout
+
         if self.relay and self.relay.pid:
             raise VBoardError("seed() needs the board off: power_off() first")
         pairs = compile_for_board(files, self.dir / "build") if self.compile else list(files)
+        self.layout = layout(pairs)
+        pairs = self.layout.install(self.dir / "build" / "layout")
         listing = self.dir / "seed.txt"
         listing.write_text("".join("%s\t%s\n" % (Path(s).resolve(), d) for s, d in pairs))
         self._write_config()
