@@ -187,7 +187,8 @@ def _lines(rep):
 @click.command("pull")
 @click.option("--depot", "depot_name", envvar="TUNION_DEPOT", default=None,
               help="this depot's name, stored with the pull (default: the host name)")
-@click.option("--chunk", default=CHUNK, show_default=True, help="bytes per records() call (256..4096)")
+@click.option("--chunk", default=CHUNK, show_default=True, type=click.IntRange(256, 4096),
+              help="journal bytes per records() call")
 @click.pass_obj
 def pull_command(ctx, depot_name, chunk):
     """Copy the board's records into the database, then let the board free them.
