@@ -80,7 +80,7 @@ pulls = Table(
     Column("depot", String(64), nullable=False),  # which depot pulled: many depots may share one database
     Column("started_utc", DateTime, nullable=False),
     Column("finished_utc", DateTime),  # NULL while running or when cut
-    Column("state", String(16), nullable=False),  # running, done, damaged (done with faults found)
+    Column("state", String(16), nullable=False),  # running, done, damaged (done, damage found), cut (never ended)
     Column("board_acked_before", BigInteger),  # the board's acknowledgement floor when the pull began
     Column("first_seq", BigInteger),  # first and last record seq stored by this pull
     Column("last_seq", BigInteger),

@@ -65,6 +65,9 @@ def _start(depot, st, depot_name):
     now = utcnow()
     clock = st.get("clock") if st.get("clock_valid", True) else None
     with depot.write() as conn:
+        # a board has one cable: an earlier pull of it still "running" was cut (killed, unplugged, reset)
+        conn.execute(update(t.pulls).where(t.pulls.c.board_id == bid, t.pulls.c.state == "running")
+                     .values(state="cut"))
         depot.insert_ignore(conn, t.boards, [{"board_id": bid, "first_seen_utc": now}])
         conn.execute(update(t.boards).where(t.boards.c.board_id == bid).values(
             name=st.get("board"), last_seen_utc=now, last_depot=depot_name, firmware=st.get("firmware"),

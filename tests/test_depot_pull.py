@@ -441,3 +441,23 @@ def test_a_segment_header_naming_another_board_is_a_header_fault():
     assert len(rows) == 4 and p == 4
     assert [(f["kind"], f["detail"]) for f in faults] == [
         ("header", "segment 1 names board %s0000, not 240ac4999999" % BOARD_ID)]
+
+
+def test_a_board_freed_by_another_depots_database_is_noted_and_a_cut_pull_marked(tmp_path, monkeypatch, capsys):
+    b = SimBoard()
+    b.pay(4)
+    other = open_db(tmp_path / "other.sqlite")
+    pull(b, other, "elsewhere")  # another depot, its own database: the board frees seq 1..8
+    other.close()
+    b.pay(1)
+    b.kill_at = ("records", b.counts["records"], "after")
+    d = open_db(tmp_path / "ours.sqlite")
+    with pytest.raises(Killed):
+        pull(b, d, "north")
+    assert _cli(str(tmp_path / "ours.sqlite"), b, monkeypatch) == 0
+    lines = capsys.readouterr()[0].splitlines()
+    assert "2 records stored" in lines[0] and lines[1].startswith("note: 8 records were acknowledged on the board")
+    with d.read() as c:
+        states = [r[0] for r in c.execute(select(d.t.pulls.c.state).order_by(d.t.pulls.c.pull_id))]
+    assert states == ["cut", "done"] and sorted(_records(d)) == [9, 10]
+    d.close()
