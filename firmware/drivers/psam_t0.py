@@ -122,8 +122,12 @@ class T0Psam:
 
     def _send(self, data):
         # The card's last leading edge was >= 10 etu before we saw it: wait the rest of the 16 etu turnaround.
-        w = self._us(_TURNAROUND_ETU - _SEEN_ETU) - ticks_diff(self._ticks(), self._last_rx)
-        if w > 0:
+        # Only when that byte is that recent: ticks_us wrap every 2**30 us (17.9 min), so after a quiet spell of
+        # more than half that, ticks_diff comes out negative and w would be minutes (the watchdog resets the board
+        # in the middle of the next tap).
+        turn = self._us(_TURNAROUND_ETU - _SEEN_ETU)
+        w = turn - ticks_diff(self._ticks(), self._last_rx)
+        if 0 < w <= turn:
             self._sleep(w)
         t = self._table
         tx = self._tx
