@@ -111,6 +111,10 @@ class T0Psam:
             if self.uart.any() and self.uart.readinto(b, 1):
                 return b[0]
             if ticks_diff(self._ticks(), t0) > wait_us:
+                # Once more: the byte may have come while something else held the CPU between our any() and
+                # the clock read (an interrupt, another task): a late look is not a silent card.
+                if self.uart.any() and self.uart.readinto(b, 1):
+                    return b[0]
                 raise LinkFault("%s: nothing within %d us" % (what, wait_us))
             self._sleep(q)
 
