@@ -386,6 +386,21 @@ def test_uart_read_waits_on_the_simulated_line(core_board):
     assert echo.baud == 9600 and core_board.controller.uart_format[1] == (9600, 8, 0, 2)
 
 
+def test_a_uart_byte_0x21_is_data_not_a_refusal(core_board):
+    # The controller's replies once marked a refusal by a leading b"!": a PSAM answer byte 0x21 read alone came
+    # back as OSError/ValueError ("invalid syntax for integer"), an OOS_SAM in about one tap in a hundred.
+    from vboard.devices import UartEcho
+
+    core_board.attach_uart(1, UartEcho())
+    t = _transport(core_board)
+    try:
+        t.exec("from machine import UART\nu = UART(1, 9600, timeout=50)\nu.write(b'!0042!x')")
+        assert t.eval("[u.read(1) for i in range(6)]") == [b"!", b"0", b"0", b"4", b"2", b"!"]
+        assert t.eval("u.read(1)") == b"x"
+    finally:
+        t.close()
+
+
 def test_manifest_lists_core_drivers_board_and_the_wheel():
     pairs = manifest.board_files("esp32-generic")
     dests = dict((d, s) for s, d in pairs)
