@@ -25,6 +25,7 @@ import json
 import os
 from datetime import datetime, timedelta
 
+from host_tools.depotconf import DEFAULT_TEMPLATE
 from host_tools.errors import DepotError
 from host_tools.testkeys import TEST_TAC_KEYS
 from tunion import crypto
@@ -39,7 +40,6 @@ PAYMENT_FIELDS = (
 SETTLEMENT_FIELDS = ("board", "seq", "kind", "end", "settles_board", "settles_seq") + tuple(
     f for f in PAYMENT_FIELDS if f not in ("board", "seq", "outcome_seq", "end"))
 KINDS = ("test_keys", "unresolved", "no_tac", "mac2_rejected", "mac2_unverified", "payments", "settlements")
-DEFAULT_TEMPLATE = "{depot}-{day}-{batch}-{kind}.{ext}"
 CST = "+08:00"
 _EPOCH = datetime(1970, 1, 1)
 

@@ -9,6 +9,8 @@ its cards are local to, and how clearing files are named.
     city = "9990"                               # EF17 city code of local cards (others are 异地卡 in reports)
     export_template = "{depot}-{day}-{batch}-{kind}.{ext}"
     export_formats = ["csv", "jsonl"]
+    test_fleet = false                          # true: this depot's PSAMs hold the documented TEST keys
+                                                # (docs/test-keys.md), so export checks every TAC with them
 
 Every key is checked here, before anything is read from a board or written anywhere; a bad file is a DepotError
 naming the key.
@@ -19,12 +21,14 @@ import tomllib
 
 from host_tools.errors import DepotError
 
-DEFAULT_TEMPLATE = "{depot}-{day}-{batch}-{kind}.{ext}"
-_KEYS = ("name", "city", "export_template", "export_formats")
+DEFAULT_TEMPLATE = "{batch}-{kind}.{ext}"  # the batch ID is <depot>-<YYYYMMDD> unless given
+_KEYS = ("name", "city", "export_template", "export_formats", "test_fleet")
 
 
 class DepotConfig:
-    def __init__(self, name=None, city=None, template=DEFAULT_TEMPLATE, formats=("csv", "jsonl"), path=None):
+    def __init__(self, name=None, city=None, template=DEFAULT_TEMPLATE, formats=("csv", "jsonl"), path=None,
+                 test_fleet=False):
+        self.test_fleet = test_fleet
         self.name = name or socket.gethostname().split(".")[0] or "depot"
         self.city = city
         self.template = template
@@ -62,4 +66,7 @@ def load_depot_config(path=None):
     formats = d.get("export_formats", ["csv", "jsonl"])
     if not isinstance(formats, list) or not formats or any(f not in ("csv", "jsonl") for f in formats):
         raise DepotError("depot configuration %s: export_formats must list csv and/or jsonl" % path, code=2)
-    return DepotConfig(name and name.strip(), city and city.lower(), template, formats, path)
+    test_fleet = d.get("test_fleet", False)
+    if not isinstance(test_fleet, bool):
+        raise DepotError("depot configuration %s: test_fleet must be true or false" % path, code=2)
+    return DepotConfig(name and name.strip(), city and city.lower(), template, formats, path, test_fleet)

@@ -92,8 +92,13 @@ def export_command(ctx, day, folder, batch_id):
     import json
 
     depot = open_db(ctx.db)
+    keys = None
+    if ctx.conf.test_fleet:  # the depot's PSAMs hold the documented test keys: check every TAC with them
+        from host_tools.testkeys import TEST_TAC_KEYS
+
+        keys = TEST_TAC_KEYS
     try:
-        m = export_day(depot, day, folder, ctx.conf, batch_id)
+        m = export_day(depot, day, folder, ctx.conf, batch_id, keys=keys)
     finally:
         depot.close()
     if ctx.json:

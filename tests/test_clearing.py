@@ -94,7 +94,7 @@ def test_batch_files_and_manifest_agree(paid_rows, tmp_path):
     assert rows[0]["card_no"] == str(keys.TEST_CARD_NO) and rows[0]["time"].endswith("+08:00")
     lines = (tmp_path / by[("payments", "jsonl")]["name"]).read_text().splitlines()
     assert [json.loads(x)["seq"] for x in lines] == [99]
-    manifest = json.loads((tmp_path / "D1-20261201-B1-manifest.json").read_text())
+    manifest = json.loads((tmp_path / "B1-manifest.json").read_text())
     assert manifest["boards"][HDR.board_id.hex()]["last_seq"] == 100
     assert not list(tmp_path.glob("*.part"))
 

@@ -25,6 +25,7 @@ def test_a_good_file(tmp_path):
     ('city = "99"\n', "city"),
     ('export_template = "{batch}.{ext}"\n', "export_template"),
     ('export_formats = ["xml"]\n', "export_formats"),
+    ('test_fleet = "yes"\n', "test_fleet"),
     ('name = \n', "TOML"),
     ('name = ""\n', "name"),
 ])
