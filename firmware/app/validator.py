@@ -143,10 +143,10 @@ class Validator:
         self.resting = True
         self.last = r
         if r.status == O.OOS_SAM:
-            # The PSAM failed inside the tap (the card was not charged: 8070 comes before DEBIT). Its driver may
-            # have cold-reset it to recover the link, and a reset PSAM has lost its DF 8011 selection, so every
-            # later 8070 would answer 6985: out of service until retry() opens it again (Psam.open selects the
-            # DF and reads the terminal afresh).
+            # The PSAM failed inside the tap (the card was not charged: 8070 comes before DEBIT). Its driver left
+            # it deactivated; the next transceive would cold-reset it without selecting DF 8011 again, so every
+            # later 8070 would answer 6985 while the screen says "please tap". Out of service until retry() opens
+            # it again (Psam.open selects the DF and reads the terminal afresh).
             self.sam = None
         if r.status in _COUNTED:
             self.counts[r.status] = self.counts.get(r.status, 0) + 1
