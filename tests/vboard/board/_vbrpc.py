@@ -5,7 +5,7 @@
     body = _vbrpc.call(b"T")        # the simulated clock: 8 bytes, microseconds since the last hard boot
 
 A message is a 4-byte big-endian length, then a 4-byte sequence number, then the body (requests: one opcode
-byte and its arguments). A reply carries its request's number; a reply to an older request (left behind when
+byte and its arguments; a refusal's reply has the number's top bit set and a 4-digit errno, then the message). A reply carries its request's number; a reply to an older request (left behind when
 Ctrl-C interrupted a wait) is read and dropped, so the stream never falls out of step.
 """
 import socket
@@ -26,15 +26,15 @@ def connect(path):
 
 def call(op, payload=b""):
     global _seq
-    _seq = (_seq + 1) & 0xFFFFFFFF
+    _seq = (_seq + 1) & 0x7FFFFFFF  # the top bit of a reply's number marks a refusal
     _sock.write(struct.pack(">II", len(op) + len(payload) + 4, _seq) + op + payload)
     while True:
         _sock.readinto(_hdr)
         n, seq = struct.unpack(">II", _hdr)
         body = _sock.read(n - 4) if n > 4 else b""
-        if seq == _seq:
-            if body[:1] == b"!":  # the host refused: bad arguments, or a bus fault it simulates
-                raise OSError(int(body[1:5].decode()), body[5:].decode())
+        if seq & 0x7FFFFFFF == _seq:
+            if seq & 0x80000000:  # the host refused: bad arguments, or a bus fault it simulates
+                raise OSError(int(body[:4].decode()), body[4:].decode())
             return body
 
 
