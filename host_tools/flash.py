@@ -230,15 +230,16 @@ def raise_floors(port, baud, board, floors, status_next_seq=None, dev_board=None
     seq = max((last_seq or 0) + 1, status_next_seq or 1)
     out = {}
     with link_module.Board(port, baud=baud) as b:
+        waiting = b.service("status")["records_waiting"]
         r = b.service("raise_floor", seq)
-        if not r.get("ok"):
-            raise DepotError("raise_floor(%d) on the board: %s" % (seq, r.get("detail") or r.get("error")))
         out["next_seq"] = r.get("next_seq")
+        if waiting == 0 and out["next_seq"] and out["next_seq"] > 1:
+            # The journals count records waiting as next_seq - 1 - acknowledged, so the numbers skipped by the
+            # floor would look like records to pull; none exist (nothing waited): acknowledge them.
+            b.service("ack", out["next_seq"] - 1)
         if dev_board if dev_board is not None else board.dev_board:
             ttc = (last_ttc or 0) + 1
-            r = b.service("raise_ttc", ttc)
-            if not r.get("ok"):
-                raise DepotError("raise_ttc(%d) on the board: %s" % (ttc, r.get("detail") or r.get("error")))
+            r = b.service("raise_ttc", ttc)  # link.Board.service raises a DepotError on {"ok": False}
             out["ttc_next"] = r.get("ttc_next")
         b.close(restart_app=True)
     return out
