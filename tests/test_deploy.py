@@ -45,13 +45,15 @@ class Versions:
         self.folder = folder
         self.n = 0
 
-    def new(self):
+    def new(self, broken=False):
+        """A new version; `broken`: without the board's pin map, so main.py's `import pins` fails at boot."""
         self.n += 1
         d = self.folder / ("v%d" % self.n)
         d.mkdir()
         (d / "deploy_probe.py").write_text('VERSION = "v%d"\n' % self.n)
-        (d / "manifest.py").write_text('include("$(PROJECT)/boards/esp32-generic/manifest.py")\n'
-                                       'module("deploy_probe.py", base_path="%s")\n' % d)
+        base = "common_manifest.py" if broken else "esp32-generic/manifest.py"
+        (d / "manifest.py").write_text('include("$(PROJECT)/boards/%s")\n'
+                                       'module("deploy_probe.py", base_path="%s")\n' % (base, d))
         return "v%d" % self.n, d / "manifest.py"
 
 
@@ -264,6 +266,17 @@ def test_a_wheel_file_that_does_not_match_its_record_is_refused_before_anything_
         dep.deploy("/dev/no-such-board", "esp32-generic", manifest_path=man)
     now = running(board)
     assert (now["pointer"], now["apps"], now["version"]) == (old["pointer"], old["apps"], old["version"])
+
+
+def test_a_new_app_that_does_not_start_is_switched_back_to_the_previous_one(rig):
+    board, versions = rig
+    old = running(board)
+    v, man = versions.new(broken=True)
+    with pytest.raises(DepotError, match="did not start .*switched back to %s, which runs" % old["pointer"][0]):
+        dep.deploy(board.port, "esp32-generic", manifest_path=man, boot_wait=5)
+    now = running(board)
+    assert now["version"] == old["version"] and now["folder"] == old["folder"]
+    assert now["pointer"][0] == old["pointer"][0] and now["status"]["next_seq"] == old["status"]["next_seq"]
 
 
 def test_deploy_time_of_the_whole_application_at_115200_baud(rig, tmp_path, capsys):
