@@ -265,8 +265,24 @@ def deploy_cmd(obj, board_name, force, manifest_path):
     SHA-256 there and switch to it by rename (configuration and journal untouched)."""
     import json
 
-    say = (lambda s: None) if obj.json else click.echo
-    res = deploy(obj.need_port(), board_name, baud=obj.baud, echo=say, force=force, manifest_path=manifest_path)
+    port = obj.need_port()
+    if obj.json or not sys.stdout.isatty():  # a script or a log: one line a file (or nothing with --json)
+        res = deploy(port, board_name, baud=obj.baud, echo=None if obj.json else click.echo, force=force,
+                     manifest_path=manifest_path)
+    else:  # a technician: a progress bar over the files
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("deploy", total=None)
+
+            def hook(step, done, total):
+                if step == "copy":
+                    bar.update(task, total=total, completed=done - 1, description="copying")
+                elif step == "copied":
+                    bar.update(task, completed=total, description="switching")
+
+            res = deploy(port, board_name, baud=obj.baud, force=force, manifest_path=manifest_path, hook=hook,
+                         echo=lambda line: bar.update(task, description=line[:60]))
     if obj.json:
         click.echo(json.dumps(res))
     elif res["switched"] or res["sent"] or res["root_written"]:

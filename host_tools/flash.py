@@ -295,6 +295,13 @@ def flash_cmd(obj, image, board_name, force, no_deploy):
         if bad:
             raise DepotError("not flashing (--force to override): " + "; ".join(bad))
     say = (lambda s: None) if obj.json else click.echo
+    if obj.json:  # esptool prints its stages and progress on stdout: keep stdout for the one JSON answer
+        try:
+            from esptool.logger import log
+
+            log.set_verbosity("silent")
+        except (ImportError, AttributeError, ValueError):
+            pass
     res = write_chip(port, plan, obj.baud, floors=depot_floors(obj.db), echo=say)
     if res["layout_changed"] and not no_deploy:
         from host_tools.deploy import deploy
