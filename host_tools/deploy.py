@@ -14,7 +14,8 @@ Steps (issue 9 "deploy"; the layout is tools/manifest.py's, read at boot by firm
    matches), check every file's SHA-256 there, write its MANIFEST last and rename the folder to /apps/<id>;
 3. replace /boot.py and /main.py (only if they differ) each by a checked .new file and a rename;
 4. the switch: /app.ptr.new ("<new id>\\n<old id>\\n"), checked, renamed over /app.ptr (atomic on LittleFS);
-5. remove the folders that are neither the new nor the previous, and restart the app.
+5. remove the folders that are neither the new nor the previous, and restart the app; if it does not come up
+   (no READY), switch the pointer back to the previous folder and restart again.
 Configuration (/config.json, the denylist, keys) and the journal are never touched. A cut anywhere before step 4's
 rename leaves the pointer naming the old folder (the loader also skips a folder without its whole MANIFEST); a cut
 after it boots the new one, which is already whole. A tool killed mid-way leaves the board in the raw REPL with
@@ -170,62 +171,87 @@ def _stage(b, lay, target, fresh, note, hook):
     return sent, nbytes
 
 
+def _switch(b, lay, text, hook):
+    _put_checked(b, manifest.POINTER + ".new", text, hashlib.sha256(text).hexdigest())
+    hook("pointer", 1, 1)
+    _rename_over(b, manifest.POINTER + ".new", manifest.POINTER)
+    hook("switched", 1, 1)
+
+
+def _on_board(b, lay, board, force, note, hook):
+    if b.app_running and not force:
+        st = b.service("status", raw=True)
+        if st.get("ok") and st.get("board") not in (None, board):
+            raise DepotError("the board says it is %s, not %s: nothing written (--force)" % (st["board"], board),
+                             code=2)
+    ptr = _pointer(b)
+    active = ptr[0] if ptr else None
+    if active == lay.id or (lay.id in ptr and b.stat(lay.folder) is not None):
+        target, fresh = lay.folder, False  # already there (active, or the previous): check it, mend it
+    else:
+        target = lay.folder + STAGE
+        if b.stat(lay.folder) is not None:  # whole but not pointed to (a cut before the switch)
+            if b.stat(target) is None:
+                b.rename(lay.folder, target)
+            else:
+                b.remove(lay.folder, recursive=True)
+        fresh = b.stat(target) is None
+    sent, nbytes = _stage(b, lay, target, fresh, note, hook)
+    if target != lay.folder:
+        b.rename(target, lay.folder)
+    roots = [dest for src, dest in lay.root if _replace(b, dest, Path(src).read_bytes())]
+    switched = active != lay.id
+    if switched:
+        _switch(b, lay, lay.pointer(previous=active).encode(), hook)
+        note("switched to %s (previous %s)" % (lay.id, active or "none"))
+    keep = {lay.id, active} if switched else set(ptr[:2])  # the pointer's names, and no other
+    removed = [n for n in b.listdir(manifest.APPS) if n not in keep]
+    for n in removed:
+        b.remove(manifest.APPS + "/" + n, recursive=True)
+    return {"id": lay.id, "previous": active if switched else (ptr[1] if len(ptr) > 1 else None),
+            "switched": switched, "files": len(lay.app), "sent": sent, "bytes": nbytes,
+            "app_bytes": sum(a[2] for a in lay.app), "root_written": roots, "removed": removed}
+
+
 def deploy(port, board="esp32-generic", baud=115200, echo=None, force=False, manifest_path=None, hook=None,
-           link_module=None):
+           link_module=None, boot_wait=None):
     """Build, copy, check and switch (module docstring); returns a summary dict. `hook(step, done, total)` is
     called at "copy" (before each file), "copied", "pointer" (the new pointer written, before the rename) and
-    "switched": the tests cut the board there."""
+    "switched": the tests cut the board there. When the new application does not come up after the switch
+    (no READY within the link's boot wait, or `boot_wait` s), the pointer is switched back to the previous
+    folder, the board restarted, and a DepotError says so."""
     if link_module is None:
         from host_tools import link as link_module
     note = echo or (lambda s: None)
     hook = hook or (lambda step, done, total: None)
+    opts = {"baud": baud}
+    if boot_wait is not None:
+        opts["boot_wait"] = boot_wait
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tunion-deploy-") as tmp:
         lay = build(board, tmp, manifest_path)
-        t_build = time.monotonic() - t0
+        res = {"build_s": round(time.monotonic() - t0, 2)}
         note("built %s: %d application files, %d bytes" % (lay.id, len(lay.app), sum(a[2] for a in lay.app)))
-        with link_module.Board(port, baud=baud) as b:
-            t_link = time.monotonic()
-            if b.app_running and not force:
-                st = b.service("status", raw=True)
-                if st.get("ok") and st.get("board") not in (None, board):
-                    raise DepotError("the board says it is %s, not %s: nothing written (--force)" % (
-                        st["board"], board), code=2)
-            ptr = _pointer(b)
-            active = ptr[0] if ptr else None
-            sent = nbytes = 0
-            if active == lay.id or (lay.id in ptr and b.stat(lay.folder) is not None):
-                target, fresh = lay.folder, False  # already there (active, or the previous): check it, mend it
-            else:
-                target = lay.folder + STAGE
-                if b.stat(lay.folder) is not None:  # whole but not pointed to (a cut before the switch)
-                    if b.stat(target) is None:
-                        b.rename(lay.folder, target)
-                    else:
-                        b.remove(lay.folder, recursive=True)
-                fresh = b.stat(target) is None
-            sent, nbytes = _stage(b, lay, target, fresh, note, hook)
-            if target != lay.folder:
-                b.rename(target, lay.folder)
-            roots = [dest for src, dest in lay.root if _replace(b, dest, Path(src).read_bytes())]
-            switched = active != lay.id
-            if switched:
-                text = lay.pointer(previous=active).encode()
-                _put_checked(b, manifest.POINTER + ".new", text, hashlib.sha256(text).hexdigest())
-                hook("pointer", 1, 1)
-                _rename_over(b, manifest.POINTER + ".new", manifest.POINTER)
-                hook("switched", 1, 1)
-                note("switched to %s (previous %s)" % (lay.id, active or "none"))
-            keep = {lay.id, active} if switched else set(ptr[:2])  # the pointer's names, and no other
-            removed = [n for n in b.listdir(manifest.APPS) if n not in keep]
-            for n in removed:
-                b.remove(manifest.APPS + "/" + n, recursive=True)
-            t_copy = time.monotonic() - t_link
-        t_all = time.monotonic() - t0
-    return {"id": lay.id, "previous": active if switched else (ptr[1] if len(ptr) > 1 else None),
-            "switched": switched, "files": len(lay.app), "sent": sent, "bytes": nbytes,
-            "app_bytes": sum(a[2] for a in lay.app), "root_written": roots, "removed": removed,
-            "build_s": round(t_build, 2), "board_s": round(t_copy, 2), "total_s": round(t_all, 2)}
+        b = link_module.Board(port, **opts).open()
+        t_link = time.monotonic()
+        try:
+            res.update(_on_board(b, lay, board, force, note, hook))
+        except BaseException:
+            b.close(restart_app=True, quiet=True)
+            raise
+        res["board_s"] = round(time.monotonic() - t_link, 2)
+        try:
+            b.close(restart_app=True)
+        except DepotError as e:
+            if not (res["switched"] and res["previous"]):
+                raise
+            why = str(e)
+            with link_module.Board(port, **opts) as b2:  # the new app is not running: the link reaches the REPL
+                _switch(b2, lay, (res["previous"] + "\n" + lay.id + "\n").encode(), lambda *a: None)
+            raise DepotError("the new application %s did not start (%s): switched back to %s, which runs" % (
+                lay.id, why, res["previous"])) from None
+    res["total_s"] = round(time.monotonic() - t0, 2)
+    return res
 
 
 @click.command("deploy")
@@ -239,8 +265,24 @@ def deploy_cmd(obj, board_name, force, manifest_path):
     SHA-256 there and switch to it by rename (configuration and journal untouched)."""
     import json
 
-    say = (lambda s: None) if obj.json else click.echo
-    res = deploy(obj.need_port(), board_name, baud=obj.baud, echo=say, force=force, manifest_path=manifest_path)
+    port = obj.need_port()
+    if obj.json or not sys.stdout.isatty():  # a script or a log: one line a file (or nothing with --json)
+        res = deploy(port, board_name, baud=obj.baud, echo=None if obj.json else click.echo, force=force,
+                     manifest_path=manifest_path)
+    else:  # a technician: a progress bar over the files
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("deploy", total=None)
+
+            def hook(step, done, total):
+                if step == "copy":
+                    bar.update(task, total=total, completed=done - 1, description="copying")
+                elif step == "copied":
+                    bar.update(task, completed=total, description="switching")
+
+            res = deploy(port, board_name, baud=obj.baud, force=force, manifest_path=manifest_path, hook=hook,
+                         echo=lambda line: bar.update(task, description=line[:60]))
     if obj.json:
         click.echo(json.dumps(res))
     elif res["switched"] or res["sent"] or res["root_written"]:

