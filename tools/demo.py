@@ -35,6 +35,9 @@ from sim.oracle import ACCEPTED  # noqa: E402
 from tunion import outcome as O  # noqa: E402
 
 
+LAST = None  # the last run's Day (tests read the cards from it)
+
+
 def _tool():
     exe = Path(sys.executable).parent / "tunion-depot"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "host_tools.cli"]
@@ -58,7 +61,8 @@ def main(argv=None):
     out.mkdir(parents=True)
     from test_vboard_day import Day
 
-    day = Day(out / "vboard", seed=a.seed)
+    global LAST
+    day = LAST = Day(out / "vboard", seed=a.seed)
     b = day.board
     # The depot installs these, not the seed step: keep them for provision, start the board empty.
     cfg = [s for s, d in b.files if d == "/config.json"][0]
@@ -119,6 +123,10 @@ def main(argv=None):
     (out / "report.json").write_text(r.stdout)
     for d in sorted(set(days) | {_cst_day_now()}):
         tool("export", "--day", d, "--out", str(out / "clearing"))
+    tacs = {"ok": 0, "bad": 0, "no_key": 0, "no_tac": 0}
+    for mf in (out / "clearing").glob("*-manifest.json"):
+        for k, v in json.loads(mf.read_text())["tac"].items():
+            tacs[k] += v
     counts = {}
     for t in day.taps:
         counts[t.status] = counts.get(t.status, 0) + 1
@@ -127,6 +135,7 @@ def main(argv=None):
                                              ", ".join("%s %d" % kv for kv in sorted(counts.items()))))
     print("ride oracle (journal vs every card's own log): %s" % ("OK" if not rep.violations else rep.explain()))
     print("  %r" % rep.figures())
+    print("clearing TACs: %(ok)d verified, %(bad)d bad, %(no_key)d without a key, %(no_tac)d without a TAC" % tacs)
     if day.wrong_screens:
         print("screens that did not show the outcome: %d (first: %s)" % (len(day.wrong_screens), day.wrong_screens[0]))
     print()
@@ -137,7 +146,8 @@ def main(argv=None):
     print("  clearing batches   %s (%d files)" % (out / "clearing", len(list((out / "clearing").iterdir()))))
     print("  depot tool log     %s" % log.name)
     print("  board flash image  %s" % b.flash)
-    return 0 if not rep.violations and not day.wrong_screens else 1
+    good = not rep.violations and not day.wrong_screens and tacs["bad"] == 0 and tacs["no_key"] == 0
+    return 0 if good else 1
 
 
 def _stored_records(db):
