@@ -17,7 +17,7 @@ from sim.card import SimCard
 from tools import manifest
 from tunion.config import DEFAULT
 from vboard import Board, micropython_command
-from vboard.virtual import DEFAULT_HEAP
+from vboard.virtual import DEFAULT_HEAP, SOFT_SAM_HEAP
 from vboard.chips import attach_pn532, attach_psam
 
 pytestmark = pytest.mark.skipif(
@@ -183,7 +183,7 @@ def test_a_board_without_a_psam_pays_with_the_software_sam_and_says_test_keys(tm
     cfg.write_text(json.dumps(DEFAULT))
     files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d != "/lib/pins.py"]
     files += [(pins, "/lib/pins.py"), (keys, "/samkeys.json"), (cfg, "/config.json")]
-    b = Board(tmp_path / "board", files=files, rtc=RTC_AT, heap=APP_HEAP)
+    b = Board(tmp_path / "board", files=files, rtc=RTC_AT, heap=SOFT_SAM_HEAP)
     chip = attach_pn532(b)  # no PSAM wired: UART 1 stays empty
     with b:
         _wait(lambda: _polls(chip) > 0, 30, "the loop's first poll")
