@@ -67,3 +67,25 @@ def test_every_board_has_a_manifest_that_installs_its_own_pin_map(folder):
         assert "pn532" in b.UART and "pn532_tx" in b.PINS
     if not b.HAS["psam"]:
         assert not any(k.startswith("psam_") for k in b.PINS)  # a board without a slot wires none
+
+
+@pytest.mark.parametrize("folder", BOARDS, ids=[b.name for b in BOARDS])
+def test_the_frozen_module_manifest_freezes_every_lib_file_and_nothing_else(folder):
+    """tools.manifest --freeze: MicroPython's manifest.py format (include, freeze(base, files)) for an ESP-IDF
+    build; every /lib file of the board's manifest frozen under its board path, main.py left on the vfs."""
+    from tools.manifest import board_files, freeze_manifest
+
+    text = freeze_manifest(folder.name)
+    frozen, included = {}, []
+
+    def freeze(path, script=None, opt=None):
+        for rel in ([script] if isinstance(script, str) else script):
+            assert (Path(path) / rel).is_file(), rel
+            frozen[rel] = Path(path) / rel
+
+    exec(compile(text, "manifest.py", "exec"), {"freeze": freeze, "include": included.append})
+    assert included == ["$(PORT_DIR)/boards/manifest.py"]
+    want = {d[len("/lib/"):]: Path(s).resolve() for s, d in board_files(folder.name) if d.startswith("/lib/")}
+    assert {k: v.resolve() for k, v in frozen.items()} == want
+    assert "tunion/purchase.py" in frozen and "pins.py" in frozen and "adafruit_pn532/adafruit_pn532.py" in frozen
+    assert "-> /main.py" in text and "main.py" not in frozen  # /main.py stays on the vfs (app/main.py is a module)

@@ -2,9 +2,8 @@
 PSAM simulators answer on their UARTs, cards are tapped from the host, and the depot's view comes through the
 real mpremote (raw REPL over SerialTransport).
 
-Heap: the app does not boot in tests/vboard/virtual.py's DEFAULT_HEAP (160k ~ the ESP32's 100 KB): it runs out
-importing tunion.flashjournal. APP_HEAP (tests/vboard/helpers.py) is what it needs here; the figures are printed by
-test_boot_figures (run with -s) and reported in docs (issue 8): this is a finding, not a fix.
+Heap: tests/vboard/virtual.py's DEFAULT_HEAP, the 64-bit equivalent of the ESP32's ~100 KB for the app as a
+frozen build runs it (derived there and in docs/performance.md, "Heap after boot"): a MemoryError fails here.
 """
 import json
 import sys
@@ -17,6 +16,7 @@ from sim.card import SimCard
 from tools import manifest
 from tunion.config import DEFAULT
 from vboard import Board, micropython_command
+from vboard.virtual import DEFAULT_HEAP, SOFT_SAM_HEAP
 from vboard.chips import attach_pn532, attach_psam
 from vboard.helpers import APP_HEAP, RTC_AT, Watch, ScreenLog, polls, more_polls, transport
 
@@ -151,7 +151,7 @@ def test_a_board_without_a_psam_pays_with_the_software_sam_and_says_test_keys(tm
     cfg.write_text(json.dumps(DEFAULT))
     files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d != "/lib/pins.py"]
     files += [(pins, "/lib/pins.py"), (keys, "/samkeys.json"), (cfg, "/config.json")]
-    b = Board(tmp_path / "board", files=files, rtc=RTC_AT, heap=APP_HEAP)
+    b = Board(tmp_path / "board", files=files, rtc=RTC_AT, heap=SOFT_SAM_HEAP)
     chip = attach_pn532(b)  # no PSAM wired: UART 1 stays empty
     w = Watch(b)
     with b:

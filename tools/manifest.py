@@ -5,6 +5,13 @@
         print(src, "->", dest)                           # .../firmware/tunion/apdu.py -> /lib/tunion/apdu.py
 
     python -m tools.manifest esp32-generic               # the same list, one "src -> dest" a line
+    python -m tools.manifest --freeze esp32-generic > manifest.py   # a frozen-module manifest for ESP-IDF
+
+Frozen build (docs/performance.md, "Heap after boot": loaded from the vfs the app does not fit the ESP32's
+~100 KB of heap; frozen, its bytecode, constants and qstrs stay in flash): `freeze_manifest(board)` writes
+MicroPython's own manifest.py format (`include` the port's manifest, then `freeze(base, files)`) for
+`make BOARD=ESP32_GENERIC FROZEN_MANIFEST=<that file>` in ports/esp32. Files that go outside /lib (main.py) are
+not frozen: they stay on the vfs, listed in the manifest's comments.
 
 Supported: metadata(...), include(path), package(name, base_path=".", files=None), module(name, base_path=".",
 dest=None), require(name, pypi=DIST, files=None) (a package from an installed wheel, found with
@@ -169,9 +176,42 @@ def layout(pairs):
     return Layout(app, root)
 
 
+def freeze_manifest(board="esp32-generic", port_manifest="$(PORT_DIR)/boards/manifest.py"):
+    """MicroPython manifest.py text that freezes everything boards/<board>/manifest.py puts under /lib.
+
+    Each file is frozen under its board path below /lib (/lib/tunion/apdu.py -> module tunion.apdu), from the
+    same sources the vfs deploy copies (the third-party package from the venv's wheel). `port_manifest` (the
+    port's own frozen modules: _boot, inisetup, asyncio, ...) is included first; None leaves it out."""
+    files, meta = read(BOARDS / board / "manifest.py")
+    groups = {}  # base folder -> [file relative to it], in manifest order
+    kept = []
+    for src, dest in files:
+        if not dest.startswith("/lib/") or not dest.endswith(".py"):
+            kept.append((src, dest))
+            continue
+        rel = dest[len("/lib/"):]
+        s = Path(src).resolve().as_posix()
+        if not s.endswith("/" + rel):
+            raise ManifestError("%s: cannot freeze %s as %s (its folder does not end in the board path)" % (board, src, rel))
+        groups.setdefault(s[:-len(rel)], []).append(rel)
+    out = ["# Frozen-module manifest for boards/%s (generated: python -m tools.manifest --freeze %s)." % (board, board),
+           "# ESP-IDF build: make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=$(pwd)/this-file",
+           "# %s" % meta.get("description", board)]
+    if port_manifest:
+        out.append("include(%r)" % port_manifest)
+    for base, rels in groups.items():
+        out.append("freeze(%r, (%s))" % (base, ", ".join(repr(r) for r in rels) + ("," if len(rels) == 1 else "")))
+    for src, dest in kept:
+        out.append("# not frozen, copy to the vfs: %s -> %s" % (src, dest))
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv and argv[0] == "--freeze":
+            sys.stdout.write(freeze_manifest(argv[1] if len(argv) > 1 else "esp32-generic"))
+            return 0
         for src, dest in board_files(argv[0] if argv else "esp32-generic"):
             print("%s -> %s" % (src.relative_to(ROOT) if src.is_relative_to(ROOT) else src, dest))
     except ManifestError as e:

@@ -65,6 +65,7 @@ class Validator:
         self._shown = None
         self._result_at = None
         self._gc_base = 0
+        self.tap_heap = 0  # bytes the last tap allocated (gc.mem_alloc() across tap(); 0 on CPython)
 
     # ---- out of service ----------------------------------------------------------------------------------
     def why_out_of_service(self):
@@ -136,10 +137,13 @@ class Validator:
             self.idle()
             return None
         self.kbd(-1)  # validator.md section 1: nothing may interrupt a tap (the depot waits for the loop)
+        a0 = _mem_alloc() if _mem_alloc is not None else 0
         try:
             r = tap(self.reader, self.sam, self.journal, self.config, self.state, self.clock.now())
         finally:
             self.kbd(3)
+        # Heap per tap, drivers included (docs/performance.md): must stay below what the idle gc leaves free.
+        self.tap_heap = _mem_alloc() - a0 if _mem_alloc is not None else 0
         self.resting = True
         self.last = r
         if r.status == O.OOS_SAM:

@@ -219,7 +219,7 @@ class FlashJournal(FlashMount):
         if done < budget:
             for i in range(META_SECTORS, self.count):
                 if self.state[i] == UNKNOWN:
-                    self.state[i] = READY if self._load(i) == self._ff else DIRTY
+                    self.state[i] = READY if self._blank(i) else DIRTY
         return done
 
     def prepare(self):

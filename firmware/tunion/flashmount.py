@@ -26,6 +26,10 @@ LOSTHDR = const(3)  # damaged header, but holds valid records: kept, read by sal
 FREEABLE = const(4)  # every record acknowledged, nothing pinned: erase when idle
 DIRTY = const(5)  # torn, half erased or foreign data, no valid record: erase when idle
 META_SECTORS = const(2)  # sectors 0 and 1 hold the MetaStore
+# A sector is checked blank 256 bytes at a time (a C compare per slice) against this, not against a sector-long
+# b"\xff" * 4096 kept for the journal's life: 4 KB of the ESP32's ~100 KB heap (docs/performance.md, heap).
+_FF_LEN = const(256)
+_FF = b"\xff" * _FF_LEN
 
 
 class FlashMount:
@@ -37,7 +41,6 @@ class FlashMount:
             raise ValueError("a flash journal needs at least 4 sectors")
         self.header = header if header is not None else SegmentHeader()
         self._buf = bytearray(self.ss)
-        self._ff = b"\xff" * self.ss
         self._rec = bytearray(MAX_SIZE)  # preallocated: the tap path encodes into it
         self._hdr = bytearray(HEADER_SIZE)
         self._one = bytearray(INTENT_SIZE)
@@ -327,6 +330,15 @@ class FlashMount:
         self.dev.readblocks(i, self._buf, 0)
         return self._buf
 
+    def _blank(self, i):
+        """True when sector i is erased all through (a few small memoryview slices, no sector-sized constant)."""
+        mv = memoryview(self._load(i))
+        n = self.ss - self.ss % _FF_LEN
+        for k in range(0, n, _FF_LEN):
+            if not _FF == mv[k:k + _FF_LEN]:
+                return False
+        return is_blank(mv[n:])
+
     def _order(self):
         """Sectors holding records (or the head), oldest first."""
         live = [i for i in range(META_SECTORS, self.count) if self.state[i] == SEG or self.state[i] == LOSTHDR]
@@ -379,7 +391,7 @@ class FlashMount:
         for i in range(META_SECTORS, self.count):
             st = self.state[i]
             if st == UNKNOWN:
-                st = READY if self._load(i) == self._ff else DIRTY
+                st = READY if self._blank(i) else DIRTY
                 self.state[i] = st
             if st == READY:
                 got += 1
@@ -395,7 +407,7 @@ class FlashMount:
             i = META_SECTORS + (start - META_SECTORS + k) % n
             st = self.state[i]
             if st == UNKNOWN:
-                st = READY if self._load(i) == self._ff else DIRTY
+                st = READY if self._blank(i) else DIRTY
                 self.state[i] = st
             if st == READY:
                 return i

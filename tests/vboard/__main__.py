@@ -1,6 +1,6 @@
 """Start a virtual board and keep it running until Ctrl-C:
 
-    PYTHONPATH=tests .venv/bin/python -m vboard --dir /tmp/board1 [--real-time] [--seed] [--heap 160k]
+    PYTHONPATH=tests .venv/bin/python -m vboard --dir /tmp/board1 [--real-time] [--seed] [--heap 313k]
     .venv/bin/mpremote connect <the port it prints> repl
 """
 import argparse
@@ -9,6 +9,7 @@ import sys
 import threading
 
 from . import Board, VBoardError
+from .virtual import DEFAULT_HEAP
 
 
 def main(argv=None):
@@ -18,7 +19,7 @@ def main(argv=None):
     ap.add_argument("--real-time", action="store_true", help="sleeps take real time (default: fast, sleeps skip)")
     ap.add_argument("--seed", action="store_true", help="install boards/<board>/manifest.py into the vfs first")
     ap.add_argument("--baud", type=int, default=None, help="throttle the serial link to this UART rate (e.g. 115200)")
-    ap.add_argument("--heap", default="160k", help="MicroPython heap (the ESP32 has ~100 KB; see DEFAULT_HEAP in virtual.py)")
+    ap.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap (the 64-bit equivalent of the ESP32's ~100 KB: DEFAULT_HEAP in virtual.py)")
     a = ap.parse_args(argv)
     files = ()
     if a.seed:

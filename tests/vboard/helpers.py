@@ -21,9 +21,9 @@ from datetime import datetime
 
 from tools import manifest
 from vboard.chips import _pins
+from vboard.virtual import DEFAULT_HEAP
 
-APP_HEAP = "400k"  # measured: ~262 KB allocated after boot on the 64-bit port (tests/test_vboard_app.py
-# test_boot_figures); the app does not boot in vboard.virtual.DEFAULT_HEAP
+APP_HEAP = DEFAULT_HEAP  # the 64-bit equivalent of the ESP32's ~100 KB for a frozen app (vboard/virtual.py)
 RTC_AT = datetime(2026, 12, 1, 8, 0, 0)  # after tunion.version.BUILD_DATE: a set clock
 INLIST = 0x4A  # PN532 InListPassiveTarget (UM0701-02 7.3.5): one per poll of the loop
 GUARD_S = 30.0  # a wait's timeout: only a hang reaches it (each wait ends when its event happens)

@@ -30,12 +30,22 @@ HERE = Path(__file__).resolve().parent
 STANDINS = HERE / "board"
 ROOT = HERE.parent.parent
 FLASH_SIZE = 4 * 1024 * 1024
-# What the firmware gets. The ESP32 has about 100 KB of Python heap without PSRAM (tooling.md). Loaded as .mpy,
-# the core alone (purchase, journals, PSAM client) no longer fits 100 KB on this 64-bit port, and the core and the
-# app take ~122 KB even on the 32-bit WebAssembly port (docs/performance.md, "Heap after boot"): on an ESP32 they
-# must be frozen into the firmware image (bytecode in flash) or shrunk. Until then the virtual board runs the core
-# with 160k and the whole app with 400k (tests/test_vboard_app.py), and says so.
-DEFAULT_HEAP = "160k"
+# What the firmware gets: the 64-bit equivalent of the ESP32's ~100 KB of Python heap (tooling.md), derived from
+# bench/bench_heap.py (docs/performance.md, "Heap after boot"; 2026-12-02). Loaded from the vfs as .mpy the app
+# does not fit an ESP32 (157.6 KB after boot and a tap on the 32-bit unix port, tools/mpunix.py): a board runs it
+# frozen into the firmware image (tools.manifest --freeze), where it holds 49.6 KB. This port loads .mpy, so it
+# gets (1) the heap the frozen build keeps in flash, measured here (the app's bytecode, constants and qstrs:
+# 228.6 KB as .mpy minus 91.0 KB frozen on this 64-bit port = 134.4 KB), plus (2) the ESP32's 100 KB scaled by
+# the 64/32-bit ratio of what a frozen app keeps in RAM (91.0 / 50.8 KB = 1.79): 134.4 + 179 = 314 KB. A
+# MemoryError here is then what the ESP32's frozen build would meet, within the ratio's spread (byte buffers do
+# not double, objects do). Re-derive with bench/bench_heap.py when the firmware grows.
+ESP32_HEAP = 100 * 1024
+RATIO_64_32 = 1.79  # frozen app in RAM, 64-bit / 32-bit unix port (bench/bench_heap.py)
+CODE_IN_FLASH_64 = 134 * 1024  # .mpy minus frozen, boot and one tap, this port (bench/bench_heap.py)
+DEFAULT_HEAP = "%dk" % ((CODE_IN_FLASH_64 + int(ESP32_HEAP * RATIO_64_32)) // 1024)  # "313k"
+# A board without a PSAM also loads the software SAM (tunion.des, crypto, softsam): 33.2 KB as .mpy here, 18.4 KB
+# frozen (bench/bench_heap.py), so 14.8 KB more code that its frozen build keeps in flash.
+SOFT_SAM_HEAP = "%dk" % ((CODE_IN_FLASH_64 + 15 * 1024 + int(ESP32_HEAP * RATIO_64_32)) // 1024)  # "328k"
 # The stand-ins (machine.py alone ~18 KB: its code and names, which the ESP32 keeps in ROM) and the vfs take this
 # much of the unix port's heap; the process gets `heap` plus this, so gc.mem_free() after boot is about `heap`.
 STANDIN_HEAP = 32 * 1024

@@ -1,0 +1,513 @@
+"""Tap-to-beep from the bytes on the wires of a virtual-board tap, per PN532 link and PSAM rate (model time).
+
+    PYTHONPATH=.:firmware:tests .venv/bin/python bench/bench_tap.py [--json] [--no-mp]
+
+1. The app boots on the virtual board (tests/vboard: the manifest's .mpy on the unix port, DEFAULT_HEAP) with
+   the PN532 and PSAM simulators; one card is charged. Every byte the drivers write and read on the PN532 UART
+   and on the PSAM's I/O line is logged at the simulators' UART stand-ins; the PN532 frames are split by command
+   (InListPassiveTarget that found the card, each InDataExchange with its ACK) and the APDUs read out of them.
+2. Under the MicroPython interpreter (WebAssembly, tools/mprun): the validator's CPU per tap (bench_purchase's
+   measure: taps minus the simulators' replay) and the drivers' CPU and heap, replaying the recorded wire
+   answers through a canned UART (no simulator work, answers at once) many times.
+3. The model: PN532 link = the tap's frame bytes at 10 bits a byte (HSU) or, for I2C, the I2C driver's own bytes
+   and status polls against the chip simulator (bench_pn532); radio, card and PSAM compute are bench_purchase's
+   stated assumptions applied to the APDUs seen on the wire; the PSAM line time is drivers.psam_t0 on the T=0
+   simulator's clock (bench_t0) for each ATR and card clock; CPU on the ESP32 = the interpreter's figure times
+   the notes' factor, 22x (12-33x, shared/notes/board.md). No ESP32 was measured.
+"""
+import json
+import sys
+import time
+
+MICROPYTHON = sys.implementation.name == "micropython"
+if not MICROPYTHON:
+    import tempfile
+    from pathlib import Path
+
+    ROOT = Path(__file__).resolve().parent.parent
+    sys.path[:0] = [str(ROOT), str(ROOT / "firmware"), str(ROOT / "tests"), str(ROOT / "bench")]
+
+FACTOR, FACTOR_LO, FACTOR_HI = 22, 12, 33  # ESP32 / WebAssembly interpreter (shared/notes/board.md)
+ACTIVATION_MS = 6.0  # assumed: REQA, anticollision, SELECT and RATS at 106 kbit/s inside InListPassiveTarget
+PSAM_COMPUTE_MS = 15.0  # assumed, as bench_purchase: 12 ms for 8070, 3 ms for 8072
+FLASH_MS = 1.2  # intent + outcome: two page programs (bench_purchase)
+ATRS = (  # name, ATR, pps (bench_t0's)
+    ("no PPS (no TA1, TC1=2)", None, False),  # sim.t0sam.ATR_TRANSPORT
+    ("after PPS to D=4 (TA1=13)", bytes.fromhex("3B5413005053414D"), True),
+    ("after PPS to D=12 (TA1=18)", bytes.fromhex("3B5418005053414D"), True),
+)
+CLOCKS = (3571200, 5000000)
+
+
+# ---- 1. the virtual board's wires ----------------------------------------------------------------------------
+def _log(dev, log):
+    w, r = dev.write, dev.read
+
+    def write(data, t_us):
+        log.append(("w", bytes(data)))
+        return w(data, t_us)
+
+    def read(n, t_us):
+        d = r(n, t_us)
+        if d:
+            log.append(("r", bytes(d)))
+        return d
+
+    dev.write, dev.read = write, read
+
+
+def _frames(log):
+    """[(cmd, bytes out, bytes in, data out, data in)] per host frame: the chip's ACK and answer go with it."""
+    out = []
+    for kind, data in log:
+        if kind == "w":
+            i = data.find(b"\x00\xff")
+            cmd = data[i + 4] if i >= 0 and len(data) > i + 5 and data[i + 4] == 0xD4 else None
+            cmd = data[i + 5] if cmd is not None else None
+            out.append([cmd, len(data), 0, data, b""])
+        elif out:
+            out[-1][2] += len(data)
+            out[-1][4] += data
+    return out
+
+
+def _apdu_frames(frames):
+    """(len(apdu), len(answer), INS) of each InDataExchange (D4 40 Tg apdu / D5 41 status answer)."""
+    res = []
+    for cmd, o, i, dout, din in frames:
+        if cmd != 0x40:
+            continue
+        k = dout.find(b"\xd4\x40")
+        apdu = dout[k + 3:-2]
+        j = din.rfind(b"\xd5\x41")
+        ans = din[j + 3:-2]
+        res.append((len(apdu), len(ans), apdu[1]))
+    return res
+
+
+def vboard_tap():
+    from sim.card import SimCard
+    from tools import manifest
+    from tunion.config import DEFAULT
+    from vboard import Board
+    from vboard.chips import attach_pn532, attach_psam
+    from vboard.virtual import DEFAULT_HEAP
+    from mpremote.transport_serial import SerialTransport
+    from datetime import datetime
+
+    tmp = Path(tempfile.mkdtemp())
+    cfg = tmp / "config.json"
+    cfg.write_text(json.dumps(DEFAULT))
+    files = list(manifest.board_files("esp32-generic")) + [(cfg, "/config.json")]
+    b = Board(tmp / "board", files=files, rtc=datetime(2026, 12, 1, 8, 0, 0), heap=DEFAULT_HEAP)
+    chip, sam = attach_pn532(b), attach_psam(b)
+    psam_dev = [d for d in b.controller.uarts.values() if getattr(d, "sam", None) is sam][0]
+    pn_log, sam_log = [], []
+    fig = {"heap": DEFAULT_HEAP}
+    t0 = time.monotonic()
+    with b:
+        _wait(lambda: chip.chip.commands.get(0x4A, 0) > 0)
+        fig["boot_to_first_poll_s"] = time.monotonic() - t0
+        _log(chip, pn_log)
+        _log(psam_dev, sam_log)
+        card = SimCard(balance=5000)
+        t1 = time.monotonic()
+        b.place_card(card)
+        try:
+            _wait(lambda: card.balance == 4800)
+        except RuntimeError:
+            raise RuntimeError("no charge; the board said:\n" + b.output[-2000:].decode(errors="replace"))
+        fig["placed_to_charged_s"] = time.monotonic() - t1
+        fig["power_on_to_first_charge_s"] = time.monotonic() - t0
+        n = len(pn_log)
+        b.remove_card()
+        k = chip.chip.commands.get(0x4A, 0)
+        _wait(lambda: chip.chip.commands.get(0x4A, 0) > k + 3)  # back to polling, between taps
+        pn, ps = list(pn_log), list(sam_log)  # the PSAM's 8072 (MAC2) comes after the card's DEBIT
+        t = SerialTransport(b.port, baudrate=115200, timeout=2)
+        try:
+            for attempt in range(3):
+                try:
+                    t.enter_raw_repl(soft_reset=False)
+                    break
+                except Exception:
+                    if attempt == 2:
+                        raise
+            t.exec("import gc; gc.collect()")
+            fig["heap_alloc"], fig["heap_free"] = t.eval("(gc.mem_alloc(), gc.mem_free())")
+        finally:
+            t.close()
+    frames = _frames(pn[:n])
+    first = next(k for k, f in enumerate(frames) if f[0] == 0x40)
+    found = max(k for k in range(first) if frames[k][0] == 0x4A)
+    last = max(k for k, f in enumerate(frames) if f[0] == 0x40)
+    tap = frames[found:last + 1]
+    by = {}
+    for cmd, o, i, dout, din in tap:
+        e = by.setdefault("%02X" % cmd if cmd is not None else "raw", [0, 0, 0])
+        e[0] += 1
+        e[1] += o
+        e[2] += i
+    # The tap's PSAM traffic: from its 8070 header (CLA 80, INS 70; the driver may send it a byte at a time)
+    ws = [j for j, (k, d) in enumerate(ps) if k == "w"]
+    wb = b"".join(ps[j][1] for j in ws)
+    at = wb.rfind(b"\x80\x70\x00\x00")
+    if at >= 0:
+        acc = 0
+        for j in ws:
+            if acc >= at:
+                ps = ps[j:]
+                break
+            acc += len(ps[j][1])
+    sw = sum(len(d) for k, d in ps if k == "w")
+    sr = sum(len(d) for k, d in ps if k == "r")
+    fig.update({"pn532_by_command": by, "pn532_out": sum(f[1] for f in tap), "pn532_in": sum(f[2] for f in tap),
+                "detect_out": tap[0][1], "detect_in": tap[0][2], "apdus": _apdu_frames(tap),
+                "psam_driver_bytes": sw, "psam_line_chars": sr, "psam_card_bytes": sr - sw,
+                "pn532_wire": [(k, d.hex()) for k, d in pn[:n]][-4 * len(tap) - 40:],
+                "psam_wire": [(k, d.hex()) for k, d in ps]})
+    return fig
+
+
+def _wait(cond, timeout=60.0):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError("the virtual board did not get there")
+        time.sleep(0.01)
+
+
+# ---- 2. on the interpreter: replay the recorded answers through a canned UART --------------------------------
+class Canned:
+    """A UART whose answers are recorded: each write makes the next recorded answer readable at once. What its
+    own methods allocate is counted in `alloc` (a board's UART driver fills the caller's buffer in C)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.k = 0
+        self.rx = b""
+        self.pos = 0
+        self.alloc = 0
+        self.count = False  # gc.mem_alloc() walks the heap: only while the heap is measured
+        self.calls = 0
+
+    def rewind(self):
+        self.k = 0
+        self.rx = b""
+        self.pos = 0
+
+    def init(self, *a, **kw):
+        pass
+
+    def write(self, buf):
+        self.calls += 1
+        m = _mem() if self.count else 0
+        if self.k < len(self.answers):
+            self.rx = self.rx[self.pos:] + self.answers[self.k]
+            self.pos = 0
+        self.k += 1
+        self.alloc += _mem() - m if self.count else 0
+        return len(buf)
+
+    def any(self):
+        self.calls += 1
+        return len(self.rx) - self.pos
+
+    def read(self, n=None):
+        self.calls += 1
+        m = _mem() if self.count else 0
+        left = len(self.rx) - self.pos
+        if not left:
+            return None
+        n = left if n is None else min(n, left)
+        d = self.rx[self.pos:self.pos + n]
+        self.pos += n
+        self.alloc += _mem() - m if self.count else 0
+        return d
+
+    def readinto(self, buf, n=None):
+        self.calls += 1
+        m = _mem() if self.count else 0
+        left = len(self.rx) - self.pos
+        n = len(buf) if n is None else n
+        n = min(n, left)
+        if n <= 0:
+            return None
+        buf[:n] = self.rx[self.pos:self.pos + n]
+        self.pos += n
+        self.alloc += _mem() - m if self.count else 0
+        return n
+
+
+class Recorder:
+    """Around a simulator's UART: the bytes read after each write (what Canned replays)."""
+
+    def __init__(self, uart):
+        self.u = uart
+        self.answers = []
+        self.on = False
+
+    def __getattr__(self, name):
+        return getattr(self.u, name)
+
+    def write(self, buf):
+        if self.on:
+            self.answers.append(b"")
+        return self.u.write(buf)
+
+    def read(self, n=None):
+        d = self.u.read() if n is None else self.u.read(n)
+        if self.on and d and self.answers:
+            self.answers[-1] += d
+        return d
+
+    def readinto(self, buf, n=None):
+        got = self.u.readinto(buf) if n is None else self.u.readinto(buf, n)
+        if self.on and got and self.answers:
+            self.answers[-1] += bytes(buf[:got])
+        return got
+
+
+class FakeClock:
+    """ticks_us / sleep_us that never wait: the T=0 driver's guard times cost no wall time in the replay."""
+
+    def __init__(self):
+        self.t = 0
+
+    def ticks_us(self):
+        self.t += 1
+        return self.t & 0x3FFFFFFF
+
+    def sleep_us(self, us):
+        self.t += us
+
+
+def _now_ms():
+    return time.ticks_ms() if MICROPYTHON else int(time.monotonic() * 1000)
+
+
+def _mem():
+    import gc
+
+    return gc.mem_alloc() if MICROPYTHON else 0
+
+
+def _call_ms(canned, n=5000):
+    """What one call of the canned UART costs (its any(): the Python call the board's C UART does not make)."""
+    t0 = _now_ms()
+    for _ in range(n):
+        canned.any()
+    return (_now_ms() - t0) / n
+
+
+def drivers_replay(n=30):
+    """Driver CPU (ms per tap) and heap (bytes per tap) for the PN532 exchanges and the two PSAM commands."""
+    import gc
+    from drivers.pn532 import Pn532CardPort
+    from drivers.pn532_uart import Pn532Uart
+    from drivers.psam_t0 import T0Psam
+    from sim.card import make_card
+    from sim.pn532chip import Pn532Chip, SimClock
+    from sim.pn532wire import SimUart
+    from sim.rig import Rig
+    from sim.t0sam import T0Sam, ATR_TRANSPORT
+    from sim import keys
+    from tunion import crypto
+    from tunion.psam import Psam
+
+    clock = SimClock()
+    chip = Pn532Chip(clock, card=make_card(balance=5000))
+    rec = Recorder(SimUart(chip))
+    pn = Pn532Uart(rec, clock=clock).boot(921600)
+    port = Pn532CardPort(pn)
+
+    class Log:
+        def __init__(self):
+            self.apdus = []
+
+        def transceive(self, apdu):
+            self.apdus.append(bytes(apdu))
+            return port.transceive(apdu)
+
+    rec.on = True
+    assert port.detect()
+    lg = Log()
+    Rig().tap(lg)
+    pn_answers = rec.answers
+    canned = Canned(pn_answers)
+    pn._uart = canned  # the same driver, its UART swapped for the recording
+    port2 = port
+
+    def pn_tap():
+        canned.rewind()
+        port2.detect()
+        for a in lg.apdus:
+            port2.transceive(a)
+
+    pn_tap()
+    gc.collect()
+    canned.count, canned.alloc = True, 0
+    m0 = _mem()
+    pn_tap()
+    pn_heap = _mem() - m0 - canned.alloc
+    canned.count = False
+    canned.calls = 0
+    t0 = _now_ms()
+    for _ in range(n):
+        pn_tap()
+    pn_ms = (_now_ms() - t0) / n - canned.calls / n * _call_ms(canned)
+    # PSAM: 8070 + 8072 on the transport PSAM at 5 MHz, recorded after the open, then replayed
+    sam = T0Sam(atr=ATR_TRANSPORT)
+    srec = Recorder(sam.uart)
+    sport = T0Psam(srec, sam.pwm, sam.rst, sam.detect, clock_hz=5000000, clock=sam.clock, pps=False)
+    psam = Psam(sport).open()
+    sn8 = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+    srec.on = True
+    ttc, mac1 = psam.init_purchase(b"\x11\x22\x33\x44", 7, 200, 0x09, b"\x20\x26\x12\x01\x08\x00\x00",
+                                   keys.KEY_VERSION, 0, sn8, keys.TEST_ISSUER)
+    ses = crypto.session_key(crypto.card_key(keys.MPK, keys.TEST_ISSUER, sn8), b"\x11\x22\x33\x44", b"\x00\x07",
+                             ttc.to_bytes(4, "big"))
+    mac2 = crypto.mac2(ses, (200).to_bytes(4, "big"))
+    assert psam.credit(mac2)
+    cmds = list(sam.commands) if hasattr(sam, "commands") else None
+    s_canned = Canned(srec.answers)
+    fake = FakeClock()
+    sport.uart, sport._ticks, sport._sleep = s_canned, fake.ticks_us, fake.sleep_us
+
+    def sam_tap():
+        s_canned.rewind()
+        psam.init_purchase(b"\x11\x22\x33\x44", 7, 200, 0x09, b"\x20\x26\x12\x01\x08\x00\x00",
+                           keys.KEY_VERSION, 0, sn8, keys.TEST_ISSUER)
+        psam.credit(mac2)
+
+    sam_tap()
+    gc.collect()
+    s_canned.count, s_canned.alloc = True, 0
+    m0 = _mem()
+    sam_tap()
+    sam_heap = _mem() - m0 - s_canned.alloc
+    s_canned.count = False
+    s_canned.calls = 0
+    t0 = _now_ms()
+    for _ in range(n):
+        sam_tap()
+    sam_ms = (_now_ms() - t0) / n - s_canned.calls / n * _call_ms(s_canned)
+    del cmds
+    return {"pn532_cpu_ms": pn_ms, "pn532_heap": pn_heap, "psam_cpu_ms": sam_ms, "psam_heap": sam_heap,
+            "apdus": len(lg.apdus), "pn532_uart_calls": canned.calls // n, "psam_uart_calls": s_canned.calls // n}
+
+
+def interp(runs=3):
+    """The interpreter's figures; CPU as the least of `runs` runs (the machine is shared: other work only ever
+    adds time)."""
+    import bench_purchase
+
+    best = None
+    for _ in range(runs):
+        core = bench_purchase.measure(50)
+        d = drivers_replay()
+        r = {"core_cpu_ms": core["cpu_us_per_tap"] / 1000.0, "core_heap_max": core["heap_bytes_max"],
+             "core_heap_median": core["heap_bytes_median"], "drivers": d}
+        if best is None:
+            best = r
+        else:
+            best["core_cpu_ms"] = min(best["core_cpu_ms"], r["core_cpu_ms"])
+            for k in ("pn532_cpu_ms", "psam_cpu_ms"):
+                best["drivers"][k] = min(best["drivers"][k], d[k])
+    best["core_cpu_ms"] = max(best["core_cpu_ms"], 0.0)
+    return best
+
+
+# ---- 3. the model --------------------------------------------------------------------------------------------
+def model(v, mp, i2c_link_ms, psam_rows):
+    from bench_purchase import card_link_ms
+
+    frames = v["apdus"]
+    _, rf, card = card_link_ms(frames, 921600)  # radio and card compute of the APDUs seen on the wire
+    cpu = (mp["core_cpu_ms"] + mp["drivers"]["pn532_cpu_ms"] + mp["drivers"]["psam_cpu_ms"]) if mp else None
+    rows = []
+    links = (("HSU 115200", (v["pn532_out"] + v["pn532_in"]) * 10 * 1000.0 / 115200),
+             ("HSU 921600", (v["pn532_out"] + v["pn532_in"]) * 10 * 1000.0 / 921600),
+             ("I2C 400 kHz", i2c_link_ms))
+    for lname, link in links:
+        for pname, hz, sam_ms in psam_rows:
+            fixed = link + ACTIVATION_MS + rf + card + sam_ms + PSAM_COMPUTE_MS + FLASH_MS
+            row = {"link": lname, "psam": pname, "clock_hz": hz, "pn532_link_ms": link, "activation_ms": ACTIVATION_MS,
+                   "radio_ms": rf, "card_ms": card, "psam_line_ms": sam_ms, "psam_compute_ms": PSAM_COMPUTE_MS,
+                   "flash_ms": FLASH_MS, "fixed_ms": fixed}
+            if cpu is not None:
+                row.update({"cpu_ms": cpu * FACTOR, "total_ms": fixed + cpu * FACTOR,
+                            "total_lo_ms": fixed + cpu * FACTOR_LO, "total_hi_ms": fixed + cpu * FACTOR_HI})
+            rows.append(row)
+    return rows
+
+
+def psam_rows():
+    import bench_t0
+    from sim.t0sam import ATR_TRANSPORT
+
+    rows = []
+    for name, atr, pps in ATRS:
+        atr = atr or ATR_TRANSPORT
+        for hz in CLOCKS:
+            r = bench_t0.run(atr, hz, pps)
+            rows.append(("%s, %.2f MHz, %d baud" % (name, hz / 1e6, r["baud"]), hz, r["both"], r["out"], r["in"]))
+    return rows
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if "--interp" in argv:  # under MicroPython
+        print("RESULT " + json.dumps(interp()))
+        return 0
+    v = vboard_tap()
+    mp = None
+    if "--no-mp" not in argv:
+        from tools.mprun import run_script
+
+        for line in run_script(__file__, ["--interp"]).splitlines():
+            if line.startswith("RESULT "):
+                mp = json.loads(line[7:])
+    import bench_pn532
+
+    i2c = bench_pn532.one_tap("i2c")["link_ms"]
+    prs = psam_rows()
+    rows = model(v, mp, i2c, [(n, hz, ms) for n, hz, ms, o, i in prs])
+    res = {"vboard": v, "interp": mp, "psam": prs, "model": rows}
+    if "--json" in argv:
+        print(json.dumps(res, indent=1))
+        return 0
+    print("virtual-board tap (%s heap): PN532 %d bytes out, %d in over %d frames (%s); %d APDUs" % (
+        v["heap"], v["pn532_out"], v["pn532_in"], sum(e[0] for e in v["pn532_by_command"].values()),
+        ", ".join("%s x%d %d/%d B" % (k, e[0], e[1], e[2]) for k, e in sorted(v["pn532_by_command"].items())),
+        len(v["apdus"])))
+    print("  PSAM line: %d characters (%d from the driver, %d from the PSAM: procedure bytes, GET RESPONSE, SWs)"
+          % (v["psam_line_chars"], v["psam_driver_bytes"], v["psam_card_bytes"]))
+    print("  boot to first poll %.2f s, card placed to charged %.2f s, power-on to first charge %.2f s (fast clock)"
+          % (v["boot_to_first_poll_s"], v["placed_to_charged_s"], v["power_on_to_first_charge_s"]))
+    print("  heap after boot and the tap (64-bit port): %d allocated, %d free" % (v["heap_alloc"], v["heap_free"]))
+    for n, hz, ms, o, i in prs:
+        print("  bench_t0 %-48s 8070+8072 %6.1f ms, %d/%d bytes" % (n, ms, o, i))
+    if mp:
+        d = mp["drivers"]
+        print("interpreter (WebAssembly): validator %.2f ms, PN532 driver %.2f ms, T=0 driver %.2f ms per tap;"
+              " ESP32 at %dx: %.0f ms (%.0f-%.0f over %d-%dx)" % (
+                  mp["core_cpu_ms"], d["pn532_cpu_ms"], d["psam_cpu_ms"], FACTOR, rows[0]["cpu_ms"],
+                  rows[0]["total_lo_ms"] - rows[0]["fixed_ms"], rows[0]["total_hi_ms"] - rows[0]["fixed_ms"],
+                  FACTOR_LO, FACTOR_HI))
+        print("heap per tap (32-bit interpreter): core %d max (%d median; target <= 8192), PN532 driver %d, T=0"
+              " driver %d: whole tap %d" % (mp["core_heap_max"], mp["core_heap_median"], d["pn532_heap"],
+                                           d["psam_heap"], mp["core_heap_max"] + d["pn532_heap"] + d["psam_heap"]))
+    print("%-12s %-50s %6s %5s %5s %5s %6s %5s %6s %7s" % ("PN532", "PSAM", "link", "radio", "card", "PSAM",
+                                                          "+comp", "CPU", "total", "range"))
+    for r in rows:
+        print("%-12s %-50s %6.1f %5.1f %5.1f %5.1f %6.1f %5s %6s %7s" % (
+            r["link"], r["psam"], r["pn532_link_ms"], r["radio_ms"] + r["activation_ms"], r["card_ms"],
+            r["psam_line_ms"], r["psam_compute_ms"] + r["flash_ms"],
+            "%.0f" % r["cpu_ms"] if "cpu_ms" in r else "-", "%.0f" % r["total_ms"] if "total_ms" in r else "-",
+            "%.0f-%.0f" % (r["total_lo_ms"], r["total_hi_ms"]) if "total_ms" in r else "-"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
