@@ -358,7 +358,9 @@ class Board:
         DepotError (.kind, .detail) unless raw=True. Arguments must be JSON values."""
         if not _NAME.match(name):
             raise _error("not a service call: %r" % name, 2)
-        code = "import json, app.service as s\nprint(json.dumps(s.%s(*json.loads(%r))))" % (
+        # json.dump to the stream, not print(json.dumps()): the board writes the answer piece by piece instead of
+        # building it in one string (a records() answer is ~5.6 KB; a day's fragmented heap may lack the block).
+        code = "import json, sys, app.service as s\njson.dump(s.%s(*json.loads(%r)), sys.stdout)\nprint()" % (
             name, json.dumps(list(args)))
         out = self.exec(code, deadline)
         line = out.strip().splitlines()[-1] if out.strip() else ""

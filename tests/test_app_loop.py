@@ -278,10 +278,13 @@ def _pull(seq, max_bytes):
     chunks, nexts = [], []
     while True:
         r = service.records(seq, max_bytes)
-        assert r["ok"] and len(r["chunks"]) == 1
-        c = r["chunks"][0]
-        b = binascii.a2b_base64(c["b64"])
-        assert len(b) == c["len"] <= max_bytes and crc32(b) & 0xFFFFFFFF == c["crc"]
+        assert r["ok"] and r["chunks"]
+        b = b""
+        for c in r["chunks"]:  # base64 pieces of at most 1,020 bytes, each with its CRC, joined in order
+            piece = binascii.a2b_base64(c["b64"])
+            assert len(piece) == c["len"] <= 1020 and crc32(piece) & 0xFFFFFFFF == c["crc"]
+            b += piece
+        assert len(b) <= max_bytes
         chunks.append(b)
         nexts.append(r["next"])
         if r["end"]:
@@ -302,7 +305,7 @@ def test_service_records_are_the_journal_bytes_in_crc_checked_chunks():
             v.journal = FlashJournal(NorFlash(16, 512), header())
             v.journal.prepare()
         service.attach(v, board="test", board_id="00", log=v.log)
-        for n in range(12):
+        for n in range(12):  # 928 bytes in the journal: one piece of 1,020 at 4096, several chunks at 256
             reader.place(make_card(card_no=keys.TEST_CARD_NO + n, balance=5000))
             assert v.step().status == O.PAID
             reader.lift()
@@ -315,9 +318,29 @@ def test_service_records_are_the_journal_bytes_in_crc_checked_chunks():
             assert got == want and nexts[-1] == 25
             assert (len(chunks) > 1) == (max_bytes == 256)
         raw, nxt, end = v.journal.read_raw(1, 4096)
-        assert service.records(1)["chunks"][0]["b64"] == binascii.b2a_base64(bytes(raw)).decode().strip()
+        raw = bytes(raw)
+        assert [c["b64"] for c in service.records(1)["chunks"]] == [
+            binascii.b2a_base64(raw[a:a + 1020]).decode().strip() for a in range(0, len(raw), 1020)]
         assert service.ack(20)["ok"]
         r = service.records(1)
-        recs = [x for f, rs, bad in parse_raw(binascii.a2b_base64(r["chunks"][0]["b64"])) for x in rs]
+        recs = [x for f, rs, bad in parse_raw(b"".join(binascii.a2b_base64(c["b64"]) for c in r["chunks"]))
+                for x in rs]
         assert [x.seq for x in recs] == [21, 22, 23, 24] and r["next"] == 25 and r["end"]
         assert service.records(1, 100)["error"] == "bad_argument"
+
+
+def test_service_records_sends_a_big_chunk_in_pieces_that_join_to_the_journal_bytes():
+    """A 4 KB chunk goes as base64 pieces of 1,020 bytes (service._PIECE: no 5.5 KB string on a fragmented heap),
+    each with its CRC; joined in order they are read_raw's bytes."""
+    rig, reader, v, scr, fb = _app()
+    service.attach(v, board="test", board_id="00", log=v.log)
+    for n in range(60):
+        reader.place(make_card(card_no=keys.TEST_CARD_NO + n, balance=5000))
+        assert v.step().status == O.PAID
+        reader.lift()
+        v.step()
+    raw = bytes(v.journal.read_raw(1, 4096)[0])
+    r = service.records(1, 4096)
+    assert len(raw) > 3 * 1020 and len(r["chunks"]) == (len(raw) + 1019) // 1020
+    assert [c["len"] for c in r["chunks"][:-1]] == [1020] * (len(r["chunks"]) - 1)
+    assert b"".join(binascii.a2b_base64(c["b64"]) for c in r["chunks"]) == raw

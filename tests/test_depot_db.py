@@ -18,7 +18,7 @@ from tunion.clock import civil
 
 def _chunk(board, seq, n=4096):
     r = board.service("records", seq, n)
-    return base64.b64decode(r["chunks"][0]["b64"]), r["next"], r["end"]
+    return b"".join(base64.b64decode(c["b64"]) for c in r["chunks"]), r["next"], r["end"]
 
 
 def _pull_row(depot, board_id=BOARD_ID, name="t"):

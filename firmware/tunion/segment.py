@@ -266,6 +266,17 @@ def _block_header(raw, o):
     return h.fields(), segno, first, standin
 
 
+_RAW_BUF = None
+
+
+def reserve_raw(n):
+    """Take the depot reads' chunk buffer now (at boot, while the heap is whole); RawChunk reuses it, so a chunk's
+    bytes are valid until the next read_raw call."""
+    global _RAW_BUF
+    if _RAW_BUF is None or len(_RAW_BUF) < n:
+        _RAW_BUF = bytearray(n)
+
+
 class RawChunk:
     """Builds one read_raw chunk at most `max_bytes` long; the journals call add() per segment, oldest first.
 
@@ -282,43 +293,61 @@ class RawChunk:
         if max_bytes < HEADER_SIZE + MAX_SIZE:  # an empty chunk always takes a header and the biggest record
             raise ValueError("max_bytes must be at least %d" % (HEADER_SIZE + MAX_SIZE))
         self.max = max_bytes
-        self.out = bytearray()
+        # One buffer of the chunk's size, filled in place: after a day of taps the board's heap is fragmented
+        # (largest free block ~8 KB of ~85 KB free on the virtual board), so no bytearray grown by appends (each
+        # growth copies) and no copy of it; the buffer reserve_raw() took at boot is reused when it is big enough.
+        self.buf = _RAW_BUF if _RAW_BUF is not None and len(_RAW_BUF) >= max_bytes else bytearray(max_bytes)
+        self.n = 0
         self.next = -1  # seq of the first item left out; -1 while everything fitted
+
+    def _put(self, src, a, b):
+        self.buf[self.n : self.n + b - a] = src[a:b]
+        self.n += b - a
 
     def add(self, hdr, buf, start, end, first, seq, ack, open_seq):
         last = last_non_ff(buf, start, end)
-        items = list(entries(buf, start, end, last))
         tail = start + ((last + 1 - start + ALIGN - 1) // ALIGN) * ALIGN
         tail = end if tail > end else tail
-        p = first - 1 if first > 0 else 0  # seq of the record before the item
-        need_hdr = True
-        for k in range(len(items)):
-            off, rec = items[k]
-            if rec:
-                s, n = rec.seq, rec.size
-                keep = s >= seq and (s > ack or s == open_seq)
-            else:
-                s = p + 1
-                n = (items[k + 1][0] if k + 1 < len(items) else tail) - off
-                keep = s >= seq and s > ack
-            if rec:
-                p = s
-            if not keep:
-                continue
-            room = self.max - len(self.out) - (HEADER_SIZE if need_hdr else 0)
-            if n > room:
-                if rec or self.out:
-                    self.next = s
-                    return False
-                n = room - room % ALIGN  # a stretch bigger than any chunk: its first bytes
-            if need_hdr:
-                self.out += hdr
-                need_hdr = False
-            self.out += buf[off : off + n]
+        self._p = first - 1 if first > 0 else 0  # seq of the record before the item
+        self._hdr = hdr
+        # entries() one at a time with one item of lookahead (a stretch's length is where the next item starts):
+        # a list of a sector's ~110 decoded records would hold tens of KB of the board's heap at once.
+        prev = None
+        for item in entries(buf, start, end, last):
+            if prev is not None and not self._item(buf, prev[0], prev[1], item[0], seq, ack, open_seq):
+                return False
+            prev = item
+        if prev is not None and not self._item(buf, prev[0], prev[1], tail, seq, ack, open_seq):
+            return False
+        return True
+
+    def _item(self, buf, off, rec, nxt, seq, ack, open_seq):
+        if rec:
+            s, n = rec.seq, rec.size
+            keep = s >= seq and (s > ack or s == open_seq)
+            self._p = s
+        else:
+            s = self._p + 1
+            n = nxt - off
+            keep = s >= seq and s > ack
+        if not keep:
+            return True
+        need_hdr = self._hdr is not None
+        room = self.max - self.n - (HEADER_SIZE if need_hdr else 0)
+        if n > room:
+            if rec or self.n:
+                self.next = s
+                return False
+            n = room - room % ALIGN  # a stretch bigger than any chunk: its first bytes
+        if need_hdr:
+            self._put(self._hdr, 0, HEADER_SIZE)
+            self._hdr = None
+        self._put(buf, off, off + n)
         return True
 
     def result(self, journal_next):
-        return self.out, (self.next if self.next >= 0 else journal_next), self.next < 0
+        """(a memoryview of the chunk's bytes, next seq, end)."""
+        return memoryview(self.buf)[: self.n], (self.next if self.next >= 0 else journal_next), self.next < 0
 
 
 def parse_raw(raw):
