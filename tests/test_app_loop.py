@@ -344,3 +344,48 @@ def test_service_records_sends_a_big_chunk_in_pieces_that_join_to_the_journal_by
     assert len(raw) > 3 * 1020 and len(r["chunks"]) == (len(raw) + 1019) // 1020
     assert [c["len"] for c in r["chunks"][:-1]] == [1020] * (len(r["chunks"]) - 1)
     assert b"".join(binascii.a2b_base64(c["b64"]) for c in r["chunks"]) == raw
+
+
+class _Memo:
+    """RTC memory as drivers.rtc.RtcMemo keeps it: over a restart of the app, not over a power cut."""
+
+    def __init__(self):
+        self.v = None
+
+    def save(self, card_no, secs):
+        self.v = (card_no, secs)
+
+    def load(self):
+        return self.v
+
+
+def test_a_card_resting_through_a_restart_is_not_charged_again_but_a_new_tap_pays():
+    """The depot tool restarts the app (a soft reset) while the last payer's card rests on the reader: the
+    repeat check's RAM is gone, the memo in RTC memory is not. The same card is not charged again (silent, no
+    record) until lifted; after that it pays; another card at the first poll pays at once."""
+    rig, reader, v, scr, fb = _app(memo=_Memo())
+    memo = v.memo
+    a = make_card(balance=5000)
+    reader.place(a)
+    assert v.step().status == O.PAID and a.debits == 1 and memo.v[0] == a.card_no
+    rig.advance(40_000)  # the depot pulls, then restarts the app: a new Validator, the same journal and memo
+    v2 = Validator(reader, rig.psam, rig.journal, rig.config, v.clock, screen=scr, feedback=fb, log=ErrorLog(),
+                   memo=memo)
+    n = len(rig.records())
+    for _ in range(4):
+        r = v2.step()
+        assert r is None or r.status == O.IGNORED_REPEAT
+        rig.advance(2000)
+    assert a.debits == 1 and len(rig.records()) == n  # not charged, nothing written
+    reader.lift()
+    v2.step()
+    rig.advance(3000)
+    reader.place(a)
+    assert v2.step().status == O.PAID and a.debits == 2  # lifted and tapped again: a new ride
+    # without the memo (a power cut loses RTC memory) a resting card is a new tap, as before
+    reader.lift()
+    v3 = Validator(reader, rig.psam, rig.journal, rig.config, v.clock, screen=scr, feedback=fb, log=ErrorLog(),
+                   memo=_Memo())
+    b = make_card(card_no=keys.TEST_CARD_NO + 77, balance=5000)
+    reader.place(b)
+    assert v3.step().status == O.PAID and b.debits == 1

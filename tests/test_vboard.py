@@ -504,3 +504,33 @@ def test_throttled_link_carries_a_uarts_byte_rate(tmp_path):
     print("throttle:", times)
     assert wire * 0.95 <= times[115200] <= wire * 1.6, times
     assert times[None] < times[115200] / 3, times
+
+
+def test_rtc_memory_keeps_the_last_payment_over_a_reset_but_not_a_power_cut(tmp_path):
+    """drivers.rtc.RtcMemo on machine.RTC().memory(): what app.validator reads at the first poll after a restart."""
+    files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d != "/main.py"]
+    code = "from drivers.rtc import RtcMemo\nimport machine\nm = RtcMemo(machine.RTC())\n"
+    with Board(tmp_path / "board", files=files) as b:
+        b.wait_for(b">>> ", 10)
+        t = _transport(b)
+        try:
+            t.exec(code + "m.save(3199990000000000001, 1796112000)")
+            assert t.eval("m.load()") == (3199990000000000001, 1796112000)
+        finally:
+            t.close()
+        b.controller.hard_reset(2)  # a watchdog or machine.reset(): RTC memory stays
+        t = _transport(b)
+        try:
+            t.exec(code)
+            assert t.eval("m.load()") == (3199990000000000001, 1796112000)
+        finally:
+            t.close()
+        b.power_cut()
+        b.wait_for(b"POWERON_RESET", 10)
+        b.wait_for(b">>> ", 10, len(b.output) - 100)
+        t = _transport(b)
+        try:
+            t.exec(code)
+            assert t.eval("m.load()") is None
+        finally:
+            t.close()

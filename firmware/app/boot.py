@@ -35,6 +35,18 @@ def open_journal(header, reserve=_JOURNAL_RESERVE, root="/journal"):
     return FsJournal(None, header, root, 4096, reserve)
 
 
+def _memo(machine):
+    """The last payment kept in RTC memory over resets (drivers.rtc.RtcMemo), or None on a port without it."""
+    try:
+        from drivers.rtc import RtcMemo
+
+        rtc = machine.RTC()
+        rtc.memory()
+        return RtcMemo(rtc)
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
 class _Fs:
     """open/rename for the error log (tunion.fsjournal.OsFs without importing the fallback journal's module)."""
 
@@ -212,7 +224,7 @@ def boot(pins_module):
 
     wdt = machine.WDT(timeout=_WDT_MS)
     v = Validator(reader, sam, journal, config, clock, screen=screen, feedback=feedback, wdt=wdt, log=log,
-                  kbd=micropython.kbd_intr, retry=reload, ticks=time.ticks_ms)
+                  kbd=micropython.kbd_intr, retry=reload, ticks=time.ticks_ms, memo=_memo(machine))
     state["v"] = v
     service.attach(v, board=pins_module.NAME, board_id=board_id.hex() if hasattr(board_id, "hex") else board_id,
                    config_path=CONFIG_PATH, keys_path=KEYS_PATH, ttc_path=TTC_PATH,

@@ -28,6 +28,10 @@ from tunion.rules import State
 
 _RETRY_MS = const(5000)
 _RESULT_MS = const(2000)  # a result stays on screen this long after the card is lifted
+# A card found on the reader at the first poll after a restart (the depot tool restarts the app; a watchdog or
+# soft reset) that is the card paid last, this recently, is the passenger's card resting there since: not tapped
+# again (the repeat check's RAM was lost with the restart; the memo in RTC memory survives it).
+_RESTART_GUARD_S = const(900)
 # Collect between taps once this much was allocated since the last collection: a full collection every turn of
 # the loop costs milliseconds of CPU for nothing, and the next tap still starts with the heap collected.
 _GC_EVERY = const(8192)
@@ -41,8 +45,10 @@ def _noop(*a):
 
 class Validator:
     def __init__(self, reader, sam, journal, config, clock, screen=None, feedback=None, wdt=None, log=None,
-                 kbd=None, retry=None, ticks=None):
+                 kbd=None, retry=None, ticks=None, memo=None):
         self.reader = reader
+        self.memo = memo  # load() -> (card_no, secs) | None, save(card_no, secs): the last payment, kept over resets
+        self._first_poll = True
         self.sam = sam
         self.journal = journal
         self.config = config
@@ -133,9 +139,12 @@ class Validator:
             self.idle()
             return None
         self._leave(t)
+        first, self._first_poll = self._first_poll, False
         if not self.reader.detect():
             self.idle()
             return None
+        if first:
+            self._guard_restart(t)
         self.kbd(-1)  # validator.md section 1: nothing may interrupt a tap (the depot waits for the loop)
         a0 = _mem_alloc() if _mem_alloc is not None else 0
         try:
@@ -145,6 +154,11 @@ class Validator:
         # Heap per tap, drivers included (docs/performance.md): must stay below what the idle gc leaves free.
         self.tap_heap = _mem_alloc() - a0 if _mem_alloc is not None else 0
         self.resting = True
+        if self.memo is not None and r.status in (O.PAID, O.PAID_RECOVERED) and self.state.last_card is not None:
+            try:
+                self.memo.save(self.state.last_card, self.state.last_secs or 0)
+            except (OSError, ValueError):
+                pass
         self.last = r
         if r.status == O.OOS_SAM:
             # The PSAM failed inside the tap (the card was not charged: 8070 comes before DEBIT). Its driver left
@@ -160,6 +174,21 @@ class Validator:
             self._show(messages.screen(r))
             self._result_at = self.ticks()
         return r
+
+    def _guard_restart(self, t):
+        """The first card seen after a restart: if it is the card paid last (the memo), within the guard, seed the
+        repeat check with it, so tap() answers IGNORED_REPEAT (silent, no record) and the loop waits for it to be
+        lifted. A new passenger's card, or the same card much later, pays as usual."""
+        if self.memo is None:
+            return
+        try:
+            m = self.memo.load()
+        except (OSError, ValueError):
+            return
+        now = self.clock.now()[0] if self.clock.valid else None
+        if m is None or now is None or not 0 <= now - m[1] <= _RESTART_GUARD_S:
+            return
+        self.state.paid(m[0], t, now)
 
     def idle(self):
         """Between taps: erase ahead, refill the software SAM's TTC block, draw, play patterns, collect garbage.

@@ -204,3 +204,37 @@ def make_clock(i2c=None, addr=ADDR):
     import time
 
     return Clock(machine.RTC(), DS3231(i2c, addr) if i2c is not None else None, time.ticks_ms)
+
+
+class RtcMemo:
+    """The last payment (card number, CST seconds) in the ESP32's RTC memory (`machine.RTC().memory()`): it survives
+    a soft reset, the watchdog and machine.reset(), not a power cut. app.validator reads it at the first poll after
+    a restart, so the card resting on the reader since its payment is not charged again (issue 9 finding).
+
+        memo = RtcMemo(machine.RTC()); memo.save(3199990000000000001, 1796112000); memo.load()
+    """
+
+    def __init__(self, rtc):
+        self.rtc = rtc
+        self._buf = bytearray(16)
+
+    def save(self, card_no, secs):
+        b = self._buf
+        b[0:4] = b"TUM1"
+        for i in range(8):
+            b[4 + i] = (card_no >> (56 - 8 * i)) & 0xFF
+        for i in range(4):
+            b[12 + i] = (secs >> (24 - 8 * i)) & 0xFF
+        self.rtc.memory(b)
+
+    def load(self):
+        m = self.rtc.memory()
+        if len(m) < 16 or m[0:4] != b"TUM1":
+            return None
+        card = 0
+        for i in range(8):
+            card = (card << 8) | m[4 + i]
+        secs = 0
+        for i in range(4):
+            secs = (secs << 8) | m[12 + i]
+        return card, secs

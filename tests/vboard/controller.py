@@ -73,6 +73,7 @@ class Controller:
         self.wdt_deadline = None
         self.cpu_freq = 160_000_000
         self.reset_cause = 1  # PWRON_RESET
+        self.rtc_memory = b""  # RTC slow memory: lost with the power only
 
     def hard_reset(self, cause):
         """machine.reset() or the watchdog: ticks restart; the RTC keeps counting; the watchdog stops."""
@@ -230,6 +231,11 @@ class Controller:
                 if pin in self.pwm_hooks:
                     self.pwm_hooks[pin](f, duty)
                 return struct.pack(">I", actual)
+            if op == b"m":
+                self.rtc_memory = bytes(a)
+                return b""
+            if op == b"n":
+                return self.rtc_memory
             if op == b"c":
                 t = self.rtc_now()
                 return struct.pack(">HBBBBBBI", t.year, t.month, t.day, t.weekday(), t.hour, t.minute, t.second,

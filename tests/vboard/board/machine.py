@@ -292,6 +292,14 @@ class RTC:
     def __init__(self, id=0):
         pass
 
+    def memory(self, data=None):
+        """RTC slow memory (ESP32: 2 KB): kept over soft, hard and watchdog resets, lost in a power cut."""
+        if data is None:
+            return call(b"n")
+        if len(data) > 2048:
+            raise ValueError("RTC memory is 2048 bytes")
+        call(b"m", bytes(data))
+
     def datetime(self, t=None):
         """(year, month, day, weekday, hours, minutes, seconds, microseconds); weekday 0 = Monday."""
         if t is None:
