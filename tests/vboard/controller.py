@@ -20,6 +20,7 @@ EPOCH = datetime(1970, 1, 1)
 RTC_POWER_ON = datetime(2000, 1, 1)  # the ESP32's RTC after a power cut (ports/esp32: 2000-01-01)
 ENODEV = 19
 EIO = 5
+_REFUSED = 0x80000000  # the reply length's top bit: a refusal (board/_vbrpc.py)
 EINVAL = 22
 
 
@@ -153,16 +154,17 @@ class Controller:
             while True:
                 n, seq = struct.unpack(">II", self._recv(c, 8))
                 body = self._recv(c, n - 4)
+                flag = 0
                 try:
                     out = self.handle(body)
                 except _Refuse as e:
-                    out = b"!%04d%s" % (e.errno, str(e).encode())
+                    out, flag = b"!%04d%s" % (e.errno, str(e).encode()), _REFUSED
                 except Exception as e:  # a device fault: the board sees EIO, the test sees the fault
                     self.faults.append(repr(e))
-                    out = b"!%04d%s" % (EIO, repr(e).encode()[:200])
+                    out, flag = b"!%04d%s" % (EIO, repr(e).encode()[:200]), _REFUSED
                 if out is None:
                     continue  # the board is being reset: no answer
-                c.sendall(struct.pack(">II", len(out) + 4, seq) + out)
+                c.sendall(struct.pack(">II", (len(out) + 4) | flag, seq) + out)
         except (EOFError, OSError):
             pass
         finally:
