@@ -227,3 +227,12 @@ def test_a_board_that_stops_answering_mid_provision(vb, files, tmp_path):
     b.wait_for("tunion: validator ready", 30, start=max(0, len(b.output) - 300))
     r = depot("--port", b.port, "--json", "status")
     assert r.returncode == 0 and json.loads(r.stdout)["denylist_version"] == 5
+
+
+def test_help_on_every_command():
+    for args in ([], ["status"], ["provision"], ["denylist"], ["denylist", "build"]):
+        r = depot(*(args + ["--help"]))
+        assert r.returncode == 0 and "Usage: tunion-depot" in r.stdout, (args, r.stderr)
+    assert "--test-keys" in depot("provision", "--help").stdout
+    e = one_line_error(depot("nonsense"), 2)
+    assert "No such command" in e
