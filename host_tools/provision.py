@@ -160,7 +160,9 @@ class _progress:
         if not obj.json and total > 8192 and sys.stderr.isatty():
             from rich.progress import Progress
 
-            self.bar = Progress(transient=True, console=None)
+            from rich.console import Console
+
+            self.bar = Progress(transient=True, console=Console(stderr=True))
             self.what, self.total = what, total
 
     def __enter__(self):

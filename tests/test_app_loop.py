@@ -151,6 +151,49 @@ def test_out_of_service_shows_its_reason_never_pays_and_recovers():
         assert v.reason is None
 
 
+def test_a_psam_failing_in_a_tap_is_out_of_service_until_it_is_opened_again():
+    # The T=0 driver cold-resets a PSAM to recover a link fault; a reset PSAM has lost its DF selection, so the
+    # app must open it again (Psam.open) before the next 8070, not tap on with it (every 8070 would be 6985).
+    from tunion.psam import Psam
+
+    rig, reader, v, scr, fb = _app()
+    soft = rig.psam.port
+    broken = {"on": True}
+
+    class Flaky:
+        def transceive(self, apdu):
+            if broken["on"] and apdu[1] == 0x70:
+                raise OSError(5, "PSAM link fault")
+            return soft.transceive(apdu)
+
+    soft.reset()
+    v.sam = Psam(Flaky()).open()
+    opened = []
+
+    def retry():
+        opened.append(broken["on"])
+        if broken["on"]:
+            return v.config, None
+        soft.reset()  # what a cold reset leaves: MF selected
+        return v.config, Psam(soft).open()
+
+    v.retry = retry
+    a = make_card(balance=5000)
+    reader.place(a)
+    r = v.step()
+    assert r.status == O.OOS_SAM and a.debits == 0 and v.sam is None  # not charged; the PSAM dropped
+    n = a.apdus
+    assert v.step() is None and a.apdus == n  # resting on the reader: not tapped again
+    reader.lift()
+    assert v.step() is None and v.reason == O.OOS_SAM and opened == [True]
+    assert scr.shown[-1] == list(messages.text(O.OOS_SAM))
+    broken["on"] = False
+    rig.advance(6000)
+    reader.place(a)
+    r = v.step() or v.step()  # the retry opens the PSAM again, then the card is tapped
+    assert r is not None and r.status == O.PAID and a.debits == 1 and v.reason is None and opened == [True, False]
+
+
 def test_journal_full_is_out_of_service_until_acknowledged():
     rig, reader, v, scr, fb = _app()
     from tunion.journal import MAX_UNRESOLVED

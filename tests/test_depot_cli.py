@@ -19,8 +19,9 @@ import pytest
 from host_tools import denylist as dltool
 from host_tools.link import Board
 from sim.card import SimCard
-from test_link import _dev_board
-from test_vboard_app import _board, _more_polls, _polls, _wait, micropython_command
+from test_link import _dev_board, _more_polls, _polls, _wait
+from test_vboard_app import _board
+from vboard import micropython_command
 from tunion.config import DEFAULT
 
 pytestmark = pytest.mark.skipif(
@@ -176,7 +177,7 @@ def test_test_keys_go_only_to_a_development_board_and_only_when_asked(vb, files,
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["installed"] == ["keys"] and json.loads(r.stdout)["test_keys"] is True
     # A board with a PSAM (its pins say so; no chip attached: out of service, but it answers status).
-    p, _, _ = _board(tmp_path / "psam", config=True)
+    p = _board(tmp_path / "psam", config=True)[0]
     with p:
         p.wait_for("tunion: validator ready", 30)
         before = _board_files(p)

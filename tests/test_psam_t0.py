@@ -186,6 +186,43 @@ def test_status_words_are_answers():
     assert port.faults == 0 and sam.violations == []
 
 
+def test_a_quiet_spell_past_half_the_ticks_period_does_not_sleep_for_minutes():
+    # ticks_us wrap at 2**30 us: the turnaround wait after the card's last byte must not read a byte from
+    # ~9 minutes ago as one from the future (a sleep of minutes, then the watchdog: found on the virtual board).
+    sam, port = link()
+    ef15(port)
+    for gap in ((1 << 29) + 5000, (1 << 30) - 20000):
+        sam.clock.now += gap
+        t0 = sam.clock.now
+        ef15(port)
+        assert sam.clock.now - t0 < 100000, "the exchange took %d us" % (sam.clock.now - t0)
+    assert sam.violations == []
+
+
+def test_a_stall_between_polling_and_the_clock_read_is_not_a_silent_card():
+    # The CPU taken away for 6 ms (more than an echo's 4.8 ms wait) right after the driver found nothing yet:
+    # the byte arrived meanwhile, so the deadline check must look once more before calling the line dead.
+    sam, port0 = link()
+
+    class Stalling:
+        def __init__(self):
+            self.n = 0
+
+        def ticks_us(self):
+            self.n += 1
+            if self.n % 5 == 0:
+                sam.clock.now += 6000
+            return sam.clock.ticks_us()
+
+        def sleep_us(self, us):
+            sam.clock.sleep_us(us)
+
+    port = T0Psam(sam.uart, sam.pwm, sam.rst, sam.detect, clock=Stalling(), pps=False)
+    for _ in range(3):
+        ef15(port)
+    assert port.faults == 0 and port.resets == 1 and sam.violations == []
+
+
 def test_bad_apdu_is_a_value_error():
     sam, port = link()
     for bad in (b"\x00\xa4", b"\x00\xa4\x00\x00\x02\x80", b"\x00\xa4\x00\x00\x00\x80"):

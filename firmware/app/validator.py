@@ -91,6 +91,8 @@ class Validator:
     def _leave(self, t):
         if self.reason is not None and self.oos_since is not None:
             self.oos_ms += ticks_diff(t, self.oos_since)
+        if self.reason is not None and self.feedback is not None and hasattr(self.feedback, "clear"):
+            self.feedback.clear()  # the out-of-service red LED stays lit until now (drivers/feedback.py)
         self.reason = None
         self.oos_since = None
 
@@ -140,6 +142,12 @@ class Validator:
             self.kbd(3)
         self.resting = True
         self.last = r
+        if r.status == O.OOS_SAM:
+            # The PSAM failed inside the tap (the card was not charged: 8070 comes before DEBIT). Its driver left
+            # it deactivated; the next transceive would cold-reset it without selecting DF 8011 again, so every
+            # later 8070 would answer 6985 while the screen says "please tap". Out of service until retry() opens
+            # it again (Psam.open selects the DF and reads the terminal afresh).
+            self.sam = None
         if r.status in _COUNTED:
             self.counts[r.status] = self.counts.get(r.status, 0) + 1
         if r.status != O.IGNORED_REPEAT:

@@ -111,6 +111,10 @@ class T0Psam:
             if self.uart.any() and self.uart.readinto(b, 1):
                 return b[0]
             if ticks_diff(self._ticks(), t0) > wait_us:
+                # Once more: the byte may have come while something else held the CPU between our any() and
+                # the clock read (an interrupt, another task): a late look is not a silent card.
+                if self.uart.any() and self.uart.readinto(b, 1):
+                    return b[0]
                 raise LinkFault("%s: nothing within %d us" % (what, wait_us))
             self._sleep(q)
 
@@ -122,8 +126,12 @@ class T0Psam:
 
     def _send(self, data):
         # The card's last leading edge was >= 10 etu before we saw it: wait the rest of the 16 etu turnaround.
-        w = self._us(_TURNAROUND_ETU - _SEEN_ETU) - ticks_diff(self._ticks(), self._last_rx)
-        if w > 0:
+        # Only when that byte is that recent: ticks_us wrap every 2**30 us (17.9 min), so after a quiet spell of
+        # more than half that, ticks_diff comes out negative and w would be minutes (the watchdog resets the board
+        # in the middle of the next tap).
+        turn = self._us(_TURNAROUND_ETU - _SEEN_ETU)
+        w = turn - ticks_diff(self._ticks(), self._last_rx)
+        if 0 < w <= turn:
             self._sleep(w)
         t = self._table
         tx = self._tx

@@ -146,7 +146,11 @@ class FileTtcStore:
             raise ValueError("TTC file %s is damaged: %r" % (path, s[:20]))
         return int(s)
 
-    def reserve(self, n):
+    def peek(self):
+        """The next value reserve() would return (first when nothing was reserved yet)."""
+        return self._current()
+
+    def _current(self):
         v = self._read(self.path)
         if v is None:
             # A rename that had to remove the old file first may have stopped halfway: the new file is whole.
@@ -155,8 +159,10 @@ class FileTtcStore:
                 v = self._read(self.path + ".new")
             except ValueError:
                 v = None
-        if v is None:
-            v = self.first
+        return self.first if v is None else v
+
+    def reserve(self, n):
+        v = self._current()
         tmp = self.path + ".new"
         with open(tmp, "w") as f:
             f.write("%d\n" % (v + n))

@@ -190,6 +190,11 @@ class T0Sam:
         self.rst = SimPin(0, self._rst_changed)
         self.detect = SimPin(1)
         self.violations = []
+        # Guard-time shortfalls up to this many etu are noted in `jitter` instead of muting the card: on the
+        # virtual board the line's time is the host's real time, so the latency between the driver's ticks read
+        # and its UART write (tens of us, more under load) moves a byte's start (tests/vboard/chips.py sets 1).
+        self.jitter_etu = 0.0
+        self.jitter = []
         self.pending = []  # (ready_us, line byte, sender's baud)
         self.bytes_in = self.bytes_out = self.exchanges = self.atrs = self.pps_accepted = 0
         self.state = "off"
@@ -291,8 +296,11 @@ class T0Sam:
         if abs(self.uart.baud - self.card_baud()) > 0.02 * self.card_baud():
             return self.violate("driver byte %d at %d baud, the card is at %.0f" % (i, self.uart.baud, self.card_baud()))
         if start + _TOL_US < prev + (12 + self.guard) * e:
-            return self.violate("driver byte %d only %.1f etu after the previous one (guard time %d etu)" % (
-                i, (start - prev) / e, 12 + self.guard))
+            msg = "driver byte %d only %.1f etu after the previous one (guard time %d etu)" % (
+                i, (start - prev) / e, 12 + self.guard)
+            if start + _TOL_US + self.jitter_etu * e < prev + (12 + self.guard) * e:
+                return self.violate(msg)
+            self.jitter.append(msg)  # within the host's timing noise (see jitter_etu): noted, not fatal
         if start + _TOL_US < self.last_card_start + 16 * e:
             return self.violate("driver byte %02X sent %.1f etu after the card's last byte: out of turn "
                                 "(before the procedure byte, or < 16 etu)" % (b, (start - self.last_card_start) / e))

@@ -9,6 +9,6 @@ reachable by the real `mpremote` through a pseudo-terminal (issue 8, "On the boa
 
 Parts: board/ (what MicroPython imports: machine.py, esp32.py, time.py stand-ins and the boot), controller.py
 (the host side of their requests), clock.py, devices.py (the device interface, ReaderStub), ds3231.py,
-ssd1306.py, relay.py (the pty), virtual.py (Board: the host API).
+ssd1306.py, relay.py (the pty), virtual.py (Board: the host API), helpers.py (what the app tests share).
 """
 from .virtual import Board, VBoardError, micropython_command, read_partitions  # noqa: F401

@@ -17,6 +17,7 @@ def main(argv=None):
     ap.add_argument("--board", default="esp32-generic", help="boards/<board>: partitions.csv and manifest.py")
     ap.add_argument("--real-time", action="store_true", help="sleeps take real time (default: fast, sleeps skip)")
     ap.add_argument("--seed", action="store_true", help="install boards/<board>/manifest.py into the vfs first")
+    ap.add_argument("--baud", type=int, default=None, help="throttle the serial link to this UART rate (e.g. 115200)")
     ap.add_argument("--heap", default="160k", help="MicroPython heap (the ESP32 has ~100 KB; see DEFAULT_HEAP in virtual.py)")
     a = ap.parse_args(argv)
     files = ()
@@ -25,7 +26,7 @@ def main(argv=None):
 
         files = board_files(a.board)
     try:
-        b = Board(a.dir, files=files, fast=not a.real_time, heap=a.heap, board=a.board).start()
+        b = Board(a.dir, files=files, fast=not a.real_time, heap=a.heap, board=a.board, baud=a.baud).start()
     except VBoardError as e:
         print("error: %s" % e, file=sys.stderr)
         return 1

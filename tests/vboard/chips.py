@@ -134,6 +134,10 @@ def attach_psam(board, **sam_kw):
 
     sam = T0Sam(**sam_kw)
     sam.clock = BoardTime(board.clock)
+    # The board's time is the host's real time plus skipped sleeps: the RPC latency between the driver's ticks
+    # read and its UART write shifts a byte's start on the simulated line by tens of us (milliseconds under
+    # load). A guard time short by less than one etu (74 us at 13,441 baud) is that noise, noted in sam.jitter.
+    sam.jitter_etu = 1.0
     dev = PsamDevice(sam)
     p = _pins()
     ctl = board.controller

