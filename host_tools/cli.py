@@ -89,6 +89,10 @@ def run(argv=None):
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         return 130
+    except click.UsageError as e:  # one line too: what is wrong, and where the help is
+        cmd = e.ctx.command_path if e.ctx is not None else "tunion-depot"
+        click.echo("error: %s (see %s --help)" % (e.format_message(), cmd), err=True)
+        return e.exit_code
     except click.ClickException as e:
         e.show()
         return e.exit_code

@@ -13,6 +13,7 @@ The clock is the laptop's in CST, set with service.set_clock; the drift before a
 """
 import hashlib
 import json
+import sys
 
 import click
 
@@ -114,7 +115,8 @@ def provision(obj, config_file, denylist_file, keys_file, set_clock, force):
         report["board_id"] = before.get("board_id")
         _refusals(before, dl, keys_file, force, sum(len(d) for _, d, _ in todo))
         for kind, data, what in todo:
-            stage_and_install(b, kind, data)
+            with _progress(obj, "sending %s" % kind, len(data)) as step:
+                stage_and_install(b, kind, data, progress=step)
             report["installed"].append(kind)
             _say(obj, "installed %s" % what)
         if set_clock:
@@ -148,6 +150,31 @@ def _refusals(st, dl, keys_file, force, total):
     free = st.get("fs_free")
     if free is not None and total + _FS_MARGIN > free:
         raise DepotError("not enough free flash on the board: %d bytes to stage, %d free" % (total, free))
+
+
+class _progress:
+    """A rich progress bar on stderr for a file of more than a few chunks (not with --json, not off a terminal)."""
+
+    def __init__(self, obj, what, total):
+        self.bar = None
+        if not obj.json and total > 8192 and sys.stderr.isatty():
+            from rich.progress import Progress
+
+            from rich.console import Console
+
+            self.bar = Progress(transient=True, console=Console(stderr=True))
+            self.what, self.total = what, total
+
+    def __enter__(self):
+        if self.bar is None:
+            return None
+        self.bar.start()
+        task = self.bar.add_task(self.what, total=self.total)
+        return lambda done, total: self.bar.update(task, completed=done)
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def _say(obj, line):

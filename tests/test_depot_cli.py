@@ -2,7 +2,9 @@
 mpremote: output, what the board then does, and the error paths, each one line on stderr, a non-zero exit, no
 traceback and nothing written.
 
-One app board for the module (PSAM, configuration version 1 naming /denylist.bin, no denylist yet).
+One app board for the module: a development board (no PSAM: the software SAM with the test keys, so no T=0
+timing under load), configuration version 1 naming /denylist.bin, no denylist yet; and, for the test-keys
+refusal, a board whose pins say it has a PSAM.
 """
 import copy
 import json
@@ -17,7 +19,9 @@ import pytest
 from host_tools import denylist as dltool
 from host_tools.link import Board
 from sim.card import SimCard
-from test_vboard_app import _board, _more_polls, _polls, _wait, micropython_command
+from test_link import _dev_board, _more_polls, _polls, _wait
+from test_vboard_app import _board
+from vboard import micropython_command
 from tunion.config import DEFAULT
 
 pytestmark = pytest.mark.skipif(
@@ -32,8 +36,15 @@ def depot(*args, timeout=120):
     """`tunion-depot ARGS` as its own process (python -m host_tools.cli: this checkout, not an installed copy)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "firmware")]))
     env.pop("TUNION_PORT", None)
-    return subprocess.run([sys.executable, "-m", "host_tools.cli"] + [str(a) for a in args], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=timeout)
+    mark = len(_VB[0].output) if _VB else 0
+    r = subprocess.run([sys.executable, "-m", "host_tools.cli"] + [str(a) for a in args], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=timeout)
+    if r.returncode and "stopped answering" in r.stderr and _VB:
+        print("DIAG", _VB[0].relay.boots, _VB[0].controller.faults[-3:], bytes(_VB[0].output[mark:])[-5000:])
+    return r
+
+
+_VB = []
 
 
 def one_line_error(r, code=None):
@@ -45,11 +56,13 @@ def one_line_error(r, code=None):
 
 @pytest.fixture(scope="module")
 def vb(tmp_path_factory):
-    b, chip, sam = _board(tmp_path_factory.mktemp("cli"))
+    b, chip = _dev_board(tmp_path_factory.mktemp("cli"))
     with b:
         b.wait_for("tunion: validator ready", 30)
         _wait(lambda: _polls(chip) > 0, 30, "the loop's first poll")
+        _VB.append(b)
         yield b, chip
+        _VB.clear()
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +87,15 @@ def files(tmp_path_factory):
 
 
 def _board_files(b):
-    with Board(b.port) as link:
-        names = link.listdir("/")
-        return names, {n: link.sha256("/" + n) for n in names if n.endswith((".json", ".bin"))}
+    """What a tool could have written: every file but the app's error log, and their SHA-256."""
+    mark = len(b.output)
+    try:
+        with Board(b.port) as link:
+            names = [n for n in link.listdir("/") if not n.startswith("errors.log")]
+            return names, {n: link.sha256("/" + n) for n in names if n.endswith((".json", ".bin"))}
+    except BaseException:
+        print("DIAG", b.relay.boots, b.controller.faults[-3:], bytes(b.output[mark:])[-5000:])
+        raise
 
 
 def test_status_as_json_and_as_tables(vb):
@@ -85,7 +104,8 @@ def test_status_as_json_and_as_tables(vb):
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
     assert st["board_id"] == "240ac4000001" and st["config_version"] == 1 and st["denylist_version"] is None
-    assert st["dev_board"] is False and st["fs_free"] > 100000 and st["records_waiting"] == 0
+    assert st["dev_board"] is True and st["test_keys"] is True and st["fs_free"] > 100000
+    assert st["records_waiting"] == 0
     assert st["drift_s"] == st["clock"] - st["laptop_cst"]
     assert abs(st["laptop_cst"] - (time.time() + 8 * 3600)) < 30  # CST, not UTC
     r = depot("--port", b.port, "status")
@@ -133,7 +153,7 @@ def test_provision_config_denylist_and_clock_and_the_board_takes_them(vb, files)
     st = json.loads(r.stdout)
     assert banned.balance == 5000 and st["refusals"].get("REFUSED_DENYLISTED") == 1
     assert st["config_version"] == 7 and st["denylist_version"] == 5 and st["denylist_entries"] == 2
-    assert abs(st["drift_s"]) <= 2
+    assert abs(st["drift_s"]) <= 60  # the virtual board's fast clock skips sleeps: it runs ahead of real time
     r = depot("--port", b.port, "provision", "--clock")
     assert r.returncode == 0 and "clock set to" in r.stdout and "drift was" in r.stdout
 
@@ -151,12 +171,19 @@ def test_an_older_denylist_is_refused_unless_forced(vb, files):
     assert json.loads(r.stdout)["denylist_version"] == 5
 
 
-def test_test_keys_are_refused_on_a_board_with_a_psam(vb, files):
+def test_test_keys_go_only_to_a_development_board_and_only_when_asked(vb, files, tmp_path):
     b, chip = vb
-    before = _board_files(b)
-    e = one_line_error(depot("--port", b.port, "provision", "--test-keys", files / "keys.json"), 2)
-    assert "not a development board" in e
-    assert _board_files(b) == before and "samkeys.json" not in before[0]
+    r = depot("--port", b.port, "--json", "provision", "--test-keys", files / "keys.json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["installed"] == ["keys"] and json.loads(r.stdout)["test_keys"] is True
+    # A board with a PSAM (its pins say so; no chip attached: out of service, but it answers status).
+    p = _board(tmp_path / "psam", config=True)[0]
+    with p:
+        p.wait_for("tunion: validator ready", 30)
+        before = _board_files(p)
+        e = one_line_error(depot("--port", p.port, "provision", "--test-keys", files / "keys.json"), 2)
+        assert "not a development board" in e
+        assert _board_files(p) == before and "samkeys.json" not in before[0]
 
 
 def test_a_wrong_port_a_silent_line_and_no_port(tmp_path):
@@ -183,15 +210,30 @@ def test_a_board_that_stops_answering_mid_provision(vb, files, tmp_path):
     data, _ = dltool.build("".join("%d\n" % (3100000000000000000 + i * 7) for i in range(6000)), 9)
     big = tmp_path / "big.bin"
     big.write_bytes(data)  # 48 KB: a few seconds of chunks
-    off = threading.Timer(1.5, b.power_off)
+    mark = len(b.output)
+
+    def switch_off_after_some_chunks():  # each chunk the board takes answers its length ("2048")
+        _wait(lambda: b.output.count(b"\x042048\r\n", mark) >= 5, 60, "five chunks sent")
+        b.power_off()
+
+    off = threading.Thread(target=switch_off_after_some_chunks)
     off.start()
     try:
         t0 = time.monotonic()
         e = one_line_error(depot("--port", b.port, "provision", "--denylist", big), 1)
-        assert "stopped answering" in e and time.monotonic() - t0 < 20
+        assert "stopped answering" in e and time.monotonic() - t0 < 30
     finally:
         off.join()
         b.power_on()
     b.wait_for("tunion: validator ready", 30, start=max(0, len(b.output) - 300))
     r = depot("--port", b.port, "--json", "status")
     assert r.returncode == 0 and json.loads(r.stdout)["denylist_version"] == 5
+
+
+def test_help_on_every_command():
+    for args in ([], ["status"], ["provision"], ["denylist"], ["denylist", "build"]):
+        r = depot(*(args + ["--help"]))
+        assert r.returncode == 0 and "Usage: tunion-depot" in r.stdout, (args, r.stderr)
+    assert "--test-keys" in depot("provision", "--help").stdout
+    e = one_line_error(depot("nonsense"), 2)
+    assert "No such command" in e

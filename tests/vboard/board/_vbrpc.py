@@ -7,14 +7,18 @@
 A message is a 4-byte big-endian length, then a 4-byte sequence number, then the body (requests: one opcode
 byte and its arguments; replies: one status byte, 0 or b"!" for a refusal with errno and text, then the data: a
 reply's data may start with any byte, 0x21 included). A reply carries its request's number; a reply to an older request (left behind when
-Ctrl-C interrupted a wait) is read and dropped, so the stream never falls out of step.
+Ctrl-C interrupted a wait) is read and dropped, and a reply cut by a Ctrl-C is finished by the next call.
 """
 import socket
 import struct
 
 _sock = None
 _seq = 0
-_hdr = bytearray(9)  # length, sequence number, status (0, or b"!": refused)
+# Reply bytes read but not yet consumed. A Ctrl-C (KeyboardInterrupt) can end call() between two reads, e.g.
+# after a reply's header and before its body; the bytes stay here and the next call() goes on from them, so the
+# stream never falls out of step (reading header and body afresh each time did: a garbage length, a MemoryError
+# or a read that never ends, after a depot tool interrupted the loop mid-request).
+_rx = bytearray()
 CONFIG = {}
 
 
@@ -23,6 +27,17 @@ def connect(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(struct.pack("H", socket.AF_UNIX) + path.encode() + b"\0")
     _sock = s
+    _rx[:] = b""
+
+
+def _need(n):
+    while len(_rx) < n:
+        # recv, one syscall: interrupted (EINTR), it has taken nothing; the stream's readinto would loop until its
+        # buffer is full and lose what it had read when a Ctrl-C ends it.
+        data = _sock.recv(4096)
+        if not data:
+            raise OSError(5, "the host controller closed the connection")
+        _rx.extend(data)  # no jump between the two: a pending Ctrl-C is not raised in between
 
 
 def call(op, payload=b""):
@@ -30,9 +45,11 @@ def call(op, payload=b""):
     _seq = (_seq + 1) & 0xFFFFFFFF
     _sock.write(struct.pack(">II", len(op) + len(payload) + 4, _seq) + op + payload)
     while True:
-        _sock.readinto(_hdr)
-        n, seq, status = struct.unpack(">IIB", _hdr)
-        body = _sock.read(n - 5) if n > 5 else b""
+        _need(9)
+        n, seq, status = struct.unpack_from(">IIB", _rx)
+        _need(n + 4)
+        body = bytes(_rx[9:n + 4])
+        _rx[:n + 4] = b""  # (this port has no bytearray item deletion)
         if seq == _seq:
             if status:  # the host refused: bad arguments, or a bus fault it simulates
                 raise OSError(int(body[:4].decode()), body[4:].decode())
