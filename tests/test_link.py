@@ -20,7 +20,8 @@ from host_tools.errors import DepotError
 from host_tools.link import Board, resolve_port
 from sim.card import SimCard
 from vboard import micropython_command
-from vboard.helpers import APP_HEAP, RTC_AT, polls as _polls
+from vboard.helpers import RTC_AT, polls as _polls
+from vboard.virtual import SOFT_SAM_HEAP
 
 pytestmark = pytest.mark.skipif(
     micropython_command() is None or not sys.platform.startswith("linux"),
@@ -65,7 +66,7 @@ def _dev_board(folder):
     files = [(s, d) for s, d in manifest.board_files("esp32-generic") if d != "/lib/pins.py"]
     files += [(pins, "/lib/pins.py"), (folder / "samkeys.json", "/samkeys.json"),
               (folder / "config.json", "/config.json")]
-    b = VBoard(folder / "board", files=files, rtc=RTC_AT, heap=APP_HEAP)
+    b = VBoard(folder / "board", files=files, rtc=RTC_AT, heap=SOFT_SAM_HEAP)  # no PSAM: the software SAM's code too
     return b, attach_pn532(b)
 
 

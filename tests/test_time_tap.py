@@ -48,6 +48,10 @@ def test_it_times_a_tap_on_the_virtual_board(tmp_path):
         p = subprocess.Popen([MPREMOTE, "connect", b.port, "exec", "TAPS = 1; WAIT_S = 30", "run", str(SCRIPT)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         out = []
+        import threading
+
+        guard = threading.Timer(90, p.kill)  # a script that never prints its summary must not hang the suite
+        guard.start()
         try:
             for line in p.stdout:
                 out.append(line)
@@ -57,6 +61,7 @@ def test_it_times_a_tap_on_the_virtual_board(tmp_path):
                     break
             p.wait(timeout=30)
         finally:
+            guard.cancel()
             if p.poll() is None:
                 p.kill()
     text = "".join(out)

@@ -31,9 +31,6 @@ def attach(validator, **ctx):
     reset_cause, log, set_time, new_header, reload)."""
     global _V
     _V = validator
-    from tunion.segment import reserve_raw
-
-    reserve_raw(_CHUNK_MAX)  # the depot's read buffer, taken while the heap is whole
     _CTX.clear()
     for k in ctx:
         _CTX[k] = ctx[k]

@@ -295,8 +295,11 @@ class RawChunk:
         self.max = max_bytes
         # One buffer of the chunk's size, filled in place: after a day of taps the board's heap is fragmented
         # (largest free block ~8 KB of ~85 KB free on the virtual board), so no bytearray grown by appends (each
-        # growth copies) and no copy of it; the buffer reserve_raw() took at boot is reused when it is big enough.
-        self.buf = _RAW_BUF if _RAW_BUF is not None and len(_RAW_BUF) >= max_bytes else bytearray(max_bytes)
+        # growth copies) and no copy of it; one module-level buffer, reused by every read (reserve_raw() can take it early).
+        global _RAW_BUF
+        if _RAW_BUF is None or len(_RAW_BUF) < max_bytes:
+            _RAW_BUF = bytearray(max_bytes)  # taken at the first depot read (after the link's gc), then kept
+        self.buf = _RAW_BUF
         self.n = 0
         self.next = -1  # seq of the first item left out; -1 while everything fitted
 

@@ -359,7 +359,11 @@ def _fail(what):
 
 
 def service(t, call):
-    return t.eval("__import__('app.service').service." + call)
+    """app.service.<call> through mpremote's eval, after a garbage collection (as host_tools.link does: the loop
+    was interrupted with its garbage uncollected, and a 4 KB chunk needs a block of the fragmented heap)."""
+    # json.dump to the stream (not eval's repr): the board writes the answer piecewise, no 5.6 KB string
+    out = t.exec("import gc, json, sys, app.service as _s\ngc.collect()\njson.dump(_s.%s, sys.stdout)" % call)
+    return json.loads(out)
 
 
 def resume_loop(t):
@@ -379,15 +383,17 @@ def read_records(t, start=1):
     while True:
         r = service(t, "records(%d, 4096)" % seq)
         assert r["ok"], r
-        for c in r["chunks"]:
-            raw = base64.b64decode(c["b64"])
-            assert binascii.crc32(raw) == c["crc"] and len(raw) == c["len"], "chunk CRC or length wrong"
-            raws.append(raw)
-            for block in parse_raw(raw):
-                assert not block[2], "damaged bytes in the journal: %r" % (block[2],)
-                for rec in block[1]:
-                    assert rec.seq not in recs or recs[rec.seq].encode() == rec.encode(), rec
-                    recs[rec.seq] = rec
+        raw = b""
+        for c in r["chunks"]:  # base64 pieces (service.records), each CRC-checked, joined before parsing
+            piece = base64.b64decode(c["b64"])
+            assert binascii.crc32(piece) == c["crc"] and len(piece) == c["len"], "chunk CRC or length wrong"
+            raw += piece
+        raws.append(raw)
+        for block in parse_raw(raw):
+            assert not block[2], "damaged bytes in the journal: %r" % (block[2],)
+            for rec in block[1]:
+                assert rec.seq not in recs or recs[rec.seq].encode() == rec.encode(), rec
+                recs[rec.seq] = rec
         if r["end"] or r["next"] <= seq:
             return recs, raws
         seq = r["next"]

@@ -34,7 +34,9 @@ def _need(n):
     while len(_rx) < n:
         # recv, one syscall: interrupted (EINTR), it has taken nothing; the stream's readinto would loop until its
         # buffer is full and lose what it had read when a Ctrl-C ends it.
-        data = _sock.recv(4096)
+        # What is still missing, not 4 KB: a stand-in must not ask the firmware's heap for a 4 KB block per call
+        # (after a day of taps, or on a software-SAM board, no such block is free: MemoryError at boot).
+        data = _sock.recv(n - len(_rx))
         if not data:
             raise OSError(5, "the host controller closed the connection")
         _rx.extend(data)  # no jump between the two: a pending Ctrl-C is not raised in between
