@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from host_tools import cli
 from host_tools.db import open_db
+from vboard.helpers import wait_real as _wait
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,13 +27,6 @@ RTC_AT = datetime(2026, 12, 1, 8, 0, 0)
 APP_HEAP = "400k"  # tests/test_vboard_app.py: what the app needs on the 64-bit unix port
 INLIST = 0x4A  # PN532 InListPassiveTarget: one per poll of the loop
 
-
-def _wait(cond, timeout=20.0, what="condition"):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from host_tools.errors import DepotError
 from host_tools.link import Board, resolve_port
 from sim.card import SimCard
 from vboard import micropython_command
-from vboard.helpers import RTC_AT, polls as _polls
+from vboard.helpers import RTC_AT, polls as _polls, wait_real as _wait
 from vboard.virtual import SOFT_SAM_HEAP
 
 pytestmark = pytest.mark.skipif(
@@ -32,14 +32,6 @@ HOLD = ("import micropython, time\nmicropython.kbd_intr(-1)\nprint('held')\n_t =
         "while time.ticks_diff(time.ticks_ms(), _t) < %d:\n    pass\nmicropython.kbd_intr(3)\n"
         "while True:\n    time.sleep_ms(5)\n")
 
-
-def _wait(cond, timeout=20.0, what="condition"):
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
-    return time.monotonic() - t0
 
 
 def _more_polls(chip, n=3, timeout=20.0):

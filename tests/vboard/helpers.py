@@ -173,6 +173,17 @@ class Watch:
             left -= d
 
 
+def wait_real(cond, timeout=20.0, what="condition"):
+    """Poll cond() in real time (for what the host side does: another process, a thread); the seconds it took.
+    Waits for the board itself go through Watch.until."""
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.02)
+    return time.monotonic() - t0
+
+
 def polls(reader):
     return reader.chip.commands.get(INLIST, 0)
 
