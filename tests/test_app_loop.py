@@ -4,6 +4,8 @@ the virtual board with the real drivers (tests/test_vboard*.py)."""
 import binascii
 import json
 
+import pytest
+
 from tunion import outcome as O
 from tunion import messages
 from tunion.config import DEFAULT
@@ -235,6 +237,21 @@ def test_kbd_interrupt_is_held_off_during_the_tap_only():
     reader.place(make_card(balance=5000))
     v.step()
     assert calls == [-1, 3]
+
+
+def test_a_ctrl_c_waiting_at_the_end_of_a_tap_finds_it_counted_shown_and_sounded():
+    """A Ctrl-C held off during a tap is raised when kbd_intr(3) lets it in: by then the tap's bookkeeping is done
+    (before, a depot tool's Ctrl-C there left a paid tap out of status and off the screen and the buzzer)."""
+    def kbd(n):
+        if n == 3:
+            raise KeyboardInterrupt
+    rig, reader, v, scr, fb = _app(kbd=kbd)
+    a = make_card(balance=5000)
+    reader.place(a)
+    with pytest.raises(KeyboardInterrupt):
+        v.step()
+    assert a.debits == 1 and v.stats()["counts"] == {O.PAID: 1}
+    assert fb.started == [O.PAID] and scr.shown[-1][0:2] == ["扣款成功", "Paid"] and v.resting
 
 
 def test_service_status_records_ack_clock_and_errors(tmp_path):
