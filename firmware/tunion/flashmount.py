@@ -82,9 +82,13 @@ class FlashMount:
         nxt = max(1, self.meta.get(TAG_FLOOR, 0), self.ack + 1, check + 1)
         for p in pinned:
             nxt = max(nxt, p[0] + 1)
-        recent = []  # (rec, sector, offset) with seq > check: the list changes the pins may lack
+        # (rec, sector, offset) of the list changes after the checkpoint, which the pins may lack: only those, not
+        # every record after it (their intents are read again where needed, rarely): a journal whose checkpoint
+        # lags (a stuck meta sector, one from before the list) must still mount in a bounded heap.
+        recent = []
         tails = []  # (rec, sector, offset): the last valid record of the head and of each salvaged sector
         hb = self._hdr
+        last_term = None
         for i in range(META_SECTORS, n):
             self.dev.readblocks(i, hb, 0)
             if is_blank(hb):
@@ -98,7 +102,16 @@ class FlashMount:
             self.state[i] = SEG
             self.segno[i] = segno
             self.first[i] = first
-            self.term[i] = h.terminal
+            # One object per distinct terminal, not one per sector: a header's bytes kept for each of ~220
+            # sectors, each allocated amid that sector's garbage, left the heap in ~800-byte holes after a full
+            # journal's mount (a 2 KB block then failed with 200 KB free; docs/performance.md, depot).
+            t = h.terminal
+            if t == self.header.terminal:
+                t = self.header.terminal
+            elif t == last_term:
+                t = last_term
+            last_term = t
+            self.term[i] = t
             if self.head < 0 or segno > self.segno[self.head]:
                 self.head = i
             nxt = max(nxt, first)
@@ -112,7 +125,7 @@ class FlashMount:
                 if prev >= 0:  # an intent whose outcome opened a new segment, cut before the outcome landed
                     for off, rec in self._walk(prev):
                         t = (rec, prev, off)
-                        if rec.seq > check:
+                        if rec.seq > check and list_change(rec) is not None:
                             recent.append(t)
             if t is not None:
                 tails.append(t)
@@ -132,7 +145,7 @@ class FlashMount:
             i = order[k]
             if self.state[i] == SEG and i != self.head and i != prev and self.first[order[k + 1]] - 1 > check:
                 for off, rec in self._walk(i):
-                    if rec.seq > check:
+                    if rec.seq > check and list_change(rec) is not None:
                         recent.append((rec, i, off))
         self._rebuild(pinned, released, recent)
         self._mark_freeable()
@@ -156,7 +169,7 @@ class FlashMount:
             if rec.seq > hi:
                 hi = rec.seq
                 tail = (rec, i, off)
-            if rec.seq > check:
+            if rec.seq > check and list_change(rec) is not None:
                 recent.append((rec, i, off))
         if lo == 0:
             self.state[i] = DIRTY
@@ -185,7 +198,7 @@ class FlashMount:
             tail = rec
             tail_off = off
             end = off + rec.size
-            if rec.seq > check:
+            if rec.seq > check and list_change(rec) is not None:
                 recent.append((rec, h, off))
         self.wp = write_point(end, last, HEADER_SIZE)
         if tail is not None:
@@ -219,19 +232,15 @@ class FlashMount:
                 continue
             self._list.entries.append(Unresolved(got[0], self._terminal(got[1]), rejected))
             self._loc[seq] = (got[1], got[2])
-        intents = {}
         changed = False
         recent.sort(key=lambda t: t[0].seq)
         for t in recent:
             rec = t[0]
-            if rec.kind == KIND_INTENT:
-                intents[rec.seq] = t
-                continue
             ch = list_change(rec)
             if ch is None or rec.ref in released:
                 continue
             if ch[0] > 0 and rec.ref not in self._loc:
-                got = intents.get(rec.ref) or self._find_intent(rec.ref)
+                got = self._find_intent(rec.ref)
                 if got is None:
                     self._fault("unresolved_lost", rec.ref, 0, "intent %d of an unresolved outcome unreadable" % rec.ref)
                     continue
