@@ -154,8 +154,9 @@ def make_header(board_id, sam, config):
                          config.version if config is not None else 0)
 
 
-def boot(pins_module):
-    """Everything from the board file; returns the app.validator.Validator (service.attach() done)."""
+def boot(pins_module, reserve=None):
+    """Everything from the board file; returns the app.validator.Validator (service.attach() done). `reserve`
+    (a bytearray main.py took first) is kept for the depot's session (app/service.py `_RESERVE`)."""
     import machine
     import micropython
     import time
@@ -165,6 +166,22 @@ def boot(pins_module):
     from app.validator import Validator
     from drivers.rtc import make_clock
 
+    # The board's modules first, the objects after: a module loaded after the journal's mount and the SAM found
+    # its bytecode's block in a heap they had left in holes (MemoryError importing tunion.glyphs, now and then,
+    # on the virtual board at its ESP32-equivalent heap).
+    from drivers.pn532 import Pn532CardPort
+
+    i2c_reader = getattr(pins_module, "PN532_BUS", "uart") == "i2c"
+    if i2c_reader:
+        from drivers.pn532_i2c import Pn532I2c, default_clock
+    else:
+        from drivers.pn532_uart import open_uart
+    if pins_module.HAS.get("display"):
+        import framebuf
+        from drivers.screen import Screen
+    if pins_module.HAS.get("buzzer"):
+        from drivers.feedback import make_feedback
+
     try:
         machine.freq(_CPU_HZ)
     except (ValueError, OSError, AttributeError):  # a port without a settable clock
@@ -172,40 +189,30 @@ def boot(pins_module):
     P = pins_module.PINS
     A = pins_module.I2C_ADDR
     board_id = machine.unique_id()
+    i2c = machine.I2C(0, sda=machine.Pin(P["i2c_sda"][0]), scl=machine.Pin(P["i2c_scl"][0]), freq=400000)
+    # The display's three 1 KB buffers before the journal and the SAM cut the heap up (a 1 KB block failed).
+    scr = Screen(i2c, A["display"], framebuf) if pins_module.HAS.get("display") else None
     log = ErrorLog(ERRLOG_PATH, fs=_Fs())
     journal = open_journal(make_header(board_id, None, None))
     journal.prepare()
     config = read_config(CONFIG_PATH, log)
     sam = open_sam(pins_module, log)
-    i2c = machine.I2C(0, sda=machine.Pin(P["i2c_sda"][0]), scl=machine.Pin(P["i2c_scl"][0]), freq=400000)
     clock = make_clock(i2c if pins_module.HAS.get("rtc") else None, A["rtc"])
     clock.boot(warm=machine.reset_cause() in (machine.SOFT_RESET, machine.WDT_RESET))
     journal.set_header(make_header(board_id, sam, config))
-    from drivers.pn532 import Pn532CardPort
-
-    if getattr(pins_module, "PN532_BUS", "uart") == "i2c":  # the PN532 beside the RTC and display on I2C bus 0
-        from drivers.pn532_i2c import Pn532I2c, default_clock
-
+    if i2c_reader:  # the PN532 beside the RTC and display on I2C bus 0
         link = Pn532I2c(i2c, A["pn532"], 400000, clock=default_clock(None))
         link.set_max_retries()
     else:  # HSU, the default wiring
-        from drivers.pn532_uart import open_uart
-
         link = open_uart(pins_module.UART["pn532"], P["pn532_tx"][0], P["pn532_rx"][0], P["pn532_reset"][0],
                          pins_module.PN532_BAUD_RUN)
     reader = ReaderPort(Pn532CardPort(link))
     screen = None
-    if pins_module.HAS.get("display"):
-        import framebuf
-        from drivers.screen import Screen
-
-        scr = Screen(i2c, A["display"], framebuf)
+    if scr is not None:
         scr.init()
         screen = ScreenPort(scr, None if sam is None or not sam.test_keys else "TEST KEYS")
     feedback = None
     if pins_module.HAS.get("buzzer"):
-        from drivers.feedback import make_feedback
-
         feedback = make_feedback(P["buzzer"][0], P["led_green"][0], P["led_red"][0])
     state = {"v": None}
 
@@ -230,4 +237,5 @@ def boot(pins_module):
                    config_path=CONFIG_PATH, keys_path=KEYS_PATH, ttc_path=TTC_PATH,
                    reset_cause=machine.reset_cause(), log=log,
                    reload=reload, dev_board=not pins_module.HAS.get("psam", True))
+    service.reserve(reserve)
     return v

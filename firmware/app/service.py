@@ -24,6 +24,11 @@ _PIECE = const(1020)
 
 _V = None  # the running app.validator.Validator
 _CTX = {}  # what boot knows: board name and id, config path, denylist path, reset cause, error log, header maker
+# One contiguous block main.py takes before anything else and drops when the depot's Ctrl-C ends the loop, before
+# the REPL compiles the depot's first command: loading the app and a day of taps leave the free heap in holes
+# smaller than the compiler's next qstr pool or parse chunk (the virtual board: 69 KB free, the largest hole
+# 600 B, "MemoryError allocating 1280 bytes" compiling the depot's second command), and no depot could get in.
+_RESERVE = None
 
 
 def attach(validator, **ctx):
@@ -34,6 +39,18 @@ def attach(validator, **ctx):
     _CTX.clear()
     for k in ctx:
         _CTX[k] = ctx[k]
+
+
+def reserve(block):
+    """Boot: keep `block` (a bytearray main.py took first) for the depot's session, until `release()`."""
+    global _RESERVE
+    _RESERVE = block
+
+
+def release():
+    """The loop was interrupted (the depot's Ctrl-C, main.py): free the reserved block for the depot's commands."""
+    global _RESERVE
+    _RESERVE = None
 
 
 def _err(kind, detail):
