@@ -23,6 +23,7 @@ ENODEV = 19
 EIO = 5
 EINVAL = 22
 _REFUSED = 0x21  # b"!": the reply's status byte for an OSError on the board
+_INTERRUPT = 0x4B  # b"K": a Ctrl-C came (tests/vboard/relay.PendingInterrupt): the board raises KeyboardInterrupt
 
 
 class _Refuse(Exception):
@@ -42,10 +43,12 @@ def pwm_actual(freq):
 
 
 class Controller:
-    def __init__(self, clock, path, on_reset=None):
+    def __init__(self, clock, path, on_reset=None, interrupt=None):
         self.clock = clock
         self.path = path
         self.on_reset = on_reset
+        self.interrupt = interrupt  # relay.PendingInterrupt: a Ctrl-C the next reply carries
+        self.busy = 0  # requests being worked on
         self.uarts = {}  # id -> UART device
         self.uart_format = {}  # id -> (baud, bits, parity, stop)
         self.i2c = {0: {}, 1: {}}  # bus -> {address: I2C device}
@@ -157,6 +160,7 @@ class Controller:
                 n, seq = struct.unpack(">II", self._recv(c, 8))
                 body = self._recv(c, n - 4)
                 status = 0
+                self.busy += 1
                 try:
                     out = self.handle(body)
                 except _Refuse as e:
@@ -164,8 +168,12 @@ class Controller:
                 except Exception as e:  # a device fault: the board sees EIO, the test sees the fault
                     self.faults.append(repr(e))
                     status, out = _REFUSED, b"%04d%s" % (EIO, repr(e).encode()[:200])
+                finally:
+                    self.busy -= 1
                 if out is None:
                     continue  # the board is being reset: no answer
+                if self.interrupt is not None and self.interrupt.take():
+                    status = _INTERRUPT  # the request was carried out; the board raises KeyboardInterrupt after it
                 c.sendall(struct.pack(">IIB", len(out) + 5, seq, status) + out)
         except (EOFError, OSError):
             pass
@@ -285,7 +293,7 @@ class Controller:
         deadline = now + timeout_ms * 1000
         while True:
             avail = dev.any(now)
-            if avail >= n or now >= deadline:
+            if avail >= n or now >= deadline or (self.interrupt is not None and self.interrupt.pending()):
                 break
             if clock.fast:
                 clock.advance(step)

@@ -4,8 +4,9 @@
     r.start(); print(r.port)             # /dev/pts/N: `mpremote connect /dev/pts/N exec "print(1)"`
     r.reset("power"); r.stop()
 
-The MicroPython process gets its own pty (it needs a terminal: the REPL switches it to raw mode, and a Ctrl-C
-byte becomes SIGINT, i.e. KeyboardInterrupt, while a program runs). Bytes are copied both ways. The unix port
+The MicroPython process gets its own pty (it needs a terminal: the REPL switches it to raw mode). A Ctrl-C
+while a program runs is kept pending and taken at the board's next request to the controller, as the ESP32's VM
+takes one at its next check point (PendingInterrupt; SIGINT only for a board that asks nothing). Bytes are copied both ways. The unix port
 exits where a board soft-resets (Ctrl-D at the friendly REPL, or in the raw REPL with nothing to run): the relay
 prints `MPY: soft reboot` and starts it again, as a board does: after a friendly-REPL Ctrl-D it runs boot.py and
 main.py; after a raw-REPL soft reset only boot.py, and it enters the raw REPL again by itself (the banner of the
@@ -26,6 +27,8 @@ import time
 import tty
 
 RAW_MARK = b"raw REPL; CTRL-B to exit"
+_PROMPTS = (b">", b">>> ", b"... ", b"=== ")  # the board's REPL reads what comes (raw, friendly, paste mode)
+_HOLD_S = 2.0  # held host bytes go to a board that never shows a prompt after its Ctrl-C after this long
 FRIENDLY_MARK = b'Type "help()" for more information.'
 SOFT_REBOOT = b"MPY: soft reboot\r\n"
 ROM_BANNER = (b"ets Jun  8 2016 00:22:57\r\n\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n")
@@ -44,8 +47,52 @@ def _board_like_tty(fd):
     termios.tcsetattr(fd, termios.TCSANOW, a)
 
 
+class PendingInterrupt:
+    """A Ctrl-C from the host that the board has not taken yet, shared by the relay and the host controller.
+
+    On the ESP32 a Ctrl-C only marks an exception pending; the VM raises it at its next check point (a jump, the
+    end of a blocking wait), never inside a C function. The unix port raises KeyboardInterrupt from its SIGINT
+    handler wherever the process is (MICROPY_ASYNC_KBD_INTR), e.g. between the stand-ins' socket recv and the
+    line that keeps its bytes: the RPC stream lost bytes and fell out of step (garbage lengths, "MemoryError
+    allocating 300875771 bytes", 30 s hangs in CI). So the relay keeps the Ctrl-C here, the controller answers
+    the board's next request with it (status K: tests/vboard/board/_vbrpc.py raises KeyboardInterrupt once the
+    reply is read), and only a board that asks nothing for FALLBACK_S (plain Python at the REPL) gets SIGINT.
+    """
+    FALLBACK_S = 0.25
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._since = None
+        self.taken = 0  # Ctrl-Cs the board took at a request (tests read it)
+        self.signalled = 0  # Ctrl-Cs that became SIGINT (no request came)
+
+    def set(self):
+        with self._lock:
+            if self._since is None:
+                self._since = time.monotonic()
+
+    def take(self):
+        """True once for a pending Ctrl-C (the controller's reply carries it)."""
+        with self._lock:
+            had, self._since = self._since is not None, None
+        if had:
+            self.taken += 1
+        return had
+
+    def pending(self):
+        return self._since is not None
+
+    def overdue(self):
+        with self._lock:
+            return self._since is not None and time.monotonic() - self._since >= self.FALLBACK_S
+
+    def clear(self):
+        with self._lock:
+            self._since = None
+
+
 class Relay:
-    def __init__(self, cmd_for, on_exit=None, env=None, on_interrupt=None, baud=None):
+    def __init__(self, cmd_for, on_exit=None, env=None, on_interrupt=None, baud=None, interrupt=None, busy=None):
         self.baud = baud
         self._rate = baud / 10.0 if baud else None  # bytes a second each way
         self._credit = {"in": 0.0, "out": 0.0}
@@ -53,6 +100,8 @@ class Relay:
         self._held = bytearray()  # host -> board bytes waiting for link time (throttled only)
         self.cmd_for = cmd_for  # cmd_for(raw: bool) -> argv
         self.on_interrupt = on_interrupt  # called when the host side sends Ctrl-C
+        self.interrupt = interrupt if interrupt is not None else PendingInterrupt()
+        self.busy = busy  # busy() -> True while the controller works on a request (its reply will carry a Ctrl-C)
         self.on_exit = on_exit  # on_exit(kind) before a restart: "soft", "raw", "hard", "wdt", "power", ...
         self.env = env
         self.mode = "friendly"
@@ -63,6 +112,7 @@ class Relay:
         self.cond = threading.Condition()
         self._pending = None
         self._inq = bytearray()
+        self._hold_since = None  # a Ctrl-C is pending: host bytes wait in _inq for the REPL's prompt
         self._outq = bytearray()
         self._carry = b""
         self._tail = b""
@@ -150,6 +200,10 @@ class Relay:
         self._swallow = "banner" if raw else None
         self._sbuf = b""
         self.boots += 1
+        self.interrupt.clear()  # a reset clears a pending exception, as on the ESP32
+        self._hold_since = None
+        if not raw:
+            self._inq.clear()  # bytes sent to a board that was off or resetting are lost (a raw restart's are its)
 
     def _kill(self):
         pid = self.pid
@@ -196,7 +250,7 @@ class Relay:
             data = self._ctrl_c(data)
         if not data:
             pass
-        elif self.fd is None or self._swallow:
+        elif self.fd is None or self._swallow or self._hold_since is not None:
             self._inq += data
         else:
             os.write(self.fd, data)
@@ -238,6 +292,8 @@ class Relay:
         elif f > r:
             self.mode = "friendly"
         self._tail = scan[-48:]
+        if self._at_prompt():
+            self.interrupt.clear()  # the program ended: pyexec drops a pending exception (mp_handle_pending)
         if self._swallow:
             data = self._swallowing(data)
         self._emit(data)
@@ -273,30 +329,59 @@ class Relay:
         return out + buf[i:]
 
     def _ctrl_c(self, data):
-        """A Ctrl-C from the host. A board's UART interrupt catches it whatever runs; the unix port gets SIGINT
-        from its tty only while the terminal is in its normal mode, but it runs raw-paste code (mpremote's
-        exec) with the terminal still raw. So when the process is running code (not sitting at a prompt) and
-        its terminal would not turn the byte into SIGINT, the relay sends the signal itself and drops the byte,
-        as the board's interrupt handler does."""
+        """A Ctrl-C from the host. At a prompt it is a character the REPL reads. While code runs, a board's UART
+        interrupt marks a KeyboardInterrupt pending, which the VM raises at its next check point; here the byte
+        is dropped and the Ctrl-C kept in `interrupt` for the controller's next reply (PendingInterrupt says
+        why not SIGINT), unless the process holds Ctrl-C off."""
         if self.on_interrupt:
             self.on_interrupt()
         if self.fd is None or self._swallow:
             return data
-        if self._tail.endswith((b">", b">>> ", b"... ")):
+        if self._at_prompt():
             return data
-        if not self._catches_sigint():
-            # micropython.kbd_intr(-1) (the app during a tap): on the ESP32 the UART takes the byte as plain
-            # input that nobody reads, so the interrupt is lost. The unix port instead restores SIGINT's default
-            # action, and the signal would kill the board: drop the byte.
-            return data.replace(b"\x03", b"")
-        isig = termios.tcgetattr(self.fd)[3] & termios.ISIG
-        if isig:
-            return data
-        try:
-            os.kill(self.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
+        if self._catches_sigint():
+            self.interrupt.set()
+            # What follows (mpremote's Ctrl-A) waits for the prompt: an ESP32 keeps typed bytes in its UART
+            # buffer for the REPL, the unix port's REPL discards what came before it (TCSAFLUSH).
+            self._hold_since = time.monotonic()
+        # else micropython.kbd_intr(-1) (the app during a tap): on the ESP32 the UART takes the byte as plain
+        # input that nobody reads, so the interrupt is lost. (The unix port has restored SIGINT's default
+        # action: a signal would kill the board.)
         return data.replace(b"\x03", b"")
+
+    def _at_prompt(self):
+        """The REPL reads what comes: its prompt is the last output, or a line of paste mode (it echoes)."""
+        return self._tail.endswith(_PROMPTS) or self._tail[self._tail.rfind(b"\n") + 1:].startswith(b"=== ")
+
+    def _reading(self):
+        """The REPL waits for input: its prompt shown and its terminal switched to raw mode (no ISIG)."""
+        if self.fd is None or not self._at_prompt():
+            return False
+        try:
+            return not termios.tcgetattr(self.fd)[3] & termios.ISIG
+        except termios.error:
+            return False
+
+    def _release_input(self):
+        self._hold_since = None
+        if self._inq and self.fd is not None and not self._swallow:
+            os.write(self.fd, bytes(self._inq))
+            self._inq.clear()
+
+    def _signal_overdue(self):
+        """A pending Ctrl-C no request took for FALLBACK_S: the board runs plain Python (no stand-in call), where
+        SIGINT cannot cut an RPC in two. Not while the controller works on a request: its reply carries it."""
+        if self.pid is None or not self.interrupt.overdue() or (self.busy is not None and self.busy()):
+            return
+        if not self.interrupt.take():
+            return
+        self.interrupt.taken -= 1
+        self.interrupt.signalled += 1
+        if self._catches_sigint():
+            try:
+                os.kill(self.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
     def _catches_sigint(self):
         """Whether the MicroPython process has its SIGINT handler installed (kbd_intr(3), the default while code
@@ -368,3 +453,6 @@ class Relay:
                     continue
             if self._carry and time.monotonic() - last > 0.03:
                 self._flush_carry()
+            self._signal_overdue()
+            if self._hold_since is not None and (time.monotonic() - self._hold_since > _HOLD_S or self._reading()):
+                self._release_input()

@@ -23,7 +23,7 @@ from .clock import SimClock
 from .controller import Controller
 from .devices import ReaderStub, adapt_uart
 from .ds3231 import DS3231
-from .relay import Relay
+from .relay import PendingInterrupt, Relay
 from .ssd1306 import SSD1306
 
 HERE = Path(__file__).resolve().parent
@@ -124,7 +124,8 @@ class Board:
         self.sock = self.dir / "ctl.sock"
         self.config = self.dir / "config.json"
         self.clock = SimClock(fast=fast)
-        self.controller = Controller(self.clock, str(self.sock), on_reset=self._on_reset)
+        self.interrupt = PendingInterrupt()
+        self.controller = Controller(self.clock, str(self.sock), on_reset=self._on_reset, interrupt=self.interrupt)
         self.rtc = DS3231(self.clock, rtc)
         self.oled = SSD1306()
         self.reader = ReaderStub()
@@ -146,7 +147,7 @@ class Board:
             self.seed(self.files)
         env = dict(os.environ, MICROPYPATH="%s:.frozen" % STANDINS, HOME=str(self.dir), TZ="UTC")
         self.relay = Relay(self._argv, on_exit=self._on_exit, env=env, on_interrupt=self.clock.interrupt,
-                           baud=self.baud)
+                           baud=self.baud, interrupt=self.interrupt, busy=lambda: self.controller.busy > 0)
         self.relay.start()
         return self
 

@@ -5,7 +5,7 @@
     body = _vbrpc.call(b"T")        # the simulated clock: 8 bytes, microseconds since the last hard boot
 
 A message is a 4-byte big-endian length, then a 4-byte sequence number, then the body (requests: one opcode
-byte and its arguments; replies: one status byte, 0 or b"!" for a refusal with errno and text, then the data: a
+byte and its arguments; replies: one status byte, 0, b"!" for a refusal with errno and text or b"K" for a Ctrl-C, then the data: a
 reply's data may start with any byte, 0x21 included). A reply carries its request's number; a reply to an older request (left behind when
 Ctrl-C interrupted a wait) is read and dropped, and a reply cut by a Ctrl-C is finished by the next call.
 """
@@ -55,6 +55,8 @@ def call(op, payload=b""):
         _need(n + 4)
         body = bytes(_rx[9:n + 4])
         _rx[:n + 4] = b""  # (this port has no bytearray item deletion)
+        if status == 0x4B:  # a Ctrl-C came (tests/vboard/relay.py PendingInterrupt): raised with the stream in step
+            raise KeyboardInterrupt
         if seq == _seq:
             if status:  # the host refused: bad arguments, or a bus fault it simulates
                 raise OSError(int(body[:4].decode()), body[4:].decode())
