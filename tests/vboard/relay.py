@@ -333,14 +333,14 @@ class Relay:
         interrupt marks a KeyboardInterrupt pending, which the VM raises at its next check point; here the byte
         is dropped and the Ctrl-C kept in `interrupt` for the controller's next reply (PendingInterrupt says
         why not SIGINT), unless the process holds Ctrl-C off."""
-        if self.on_interrupt:
-            self.on_interrupt()
         if self.fd is None or self._swallow:
             return data
         if self._at_prompt():
             return data
         if self._catches_sigint():
             self.interrupt.set()
+            if self.on_interrupt:
+                self.on_interrupt()  # after set(): a sleep it cuts short answers with the Ctrl-C, not without
             # What follows (mpremote's Ctrl-A) waits for the prompt: an ESP32 keeps typed bytes in its UART
             # buffer for the REPL, the unix port's REPL discards what came before it (TCSAFLUSH).
             self._hold_since = time.monotonic()
