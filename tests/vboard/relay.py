@@ -71,12 +71,15 @@ class PendingInterrupt:
             if self._since is None:
                 self._since = time.monotonic()
 
-    def take(self):
-        """True once for a pending Ctrl-C (the controller's reply carries it)."""
+    def take(self, by_signal=False):
+        """True once for a pending Ctrl-C: the controller's reply carries it, or (by_signal) the relay's SIGINT."""
         with self._lock:
             had, self._since = self._since is not None, None
         if had:
-            self.taken += 1
+            if by_signal:
+                self.signalled += 1
+            else:
+                self.taken += 1
         return had
 
     def pending(self):
@@ -373,10 +376,8 @@ class Relay:
         SIGINT cannot cut an RPC in two. Not while the controller works on a request: its reply carries it."""
         if self.pid is None or not self.interrupt.overdue() or (self.busy is not None and self.busy()):
             return
-        if not self.interrupt.take():
+        if not self.interrupt.take(by_signal=True):
             return
-        self.interrupt.taken -= 1
-        self.interrupt.signalled += 1
         if self._catches_sigint():
             try:
                 os.kill(self.pid, signal.SIGINT)
