@@ -322,7 +322,8 @@ def test_sim_mutes_on_data_before_the_procedure_byte():
     sam, port = link(atr=ATR_PLAIN)
     port._cold_reset()
     with pytest.raises(LinkFault, match="echo"):  # the card's procedure byte collides with our data
-        port._send(SELECT)  # header and data at once
+        port._send(SELECT)  # header and data at once; the echoes are checked before the next read
+        port._check_echo()
     assert "out of turn" in sam.violations[0] or "expected none" in sam.violations[0]
 
 
@@ -392,6 +393,82 @@ def test_a_tap_through_the_t0_psam():
     card = make_card(balance=5000)
     r = rig.tap(card)
     assert r.status == O.PAID and card.balance == 4800 and sam.violations == []
+
+
+# ---- 8070 sent ahead: start() / finish() ------------------------------------------------------------------
+
+def _purchase_started(psam, sam, busy_us):
+    """begin_purchase, `busy_us` of other work (the card's cache update), end_purchase, 8072: -> (ttc, credited)."""
+    psam.begin_purchase(RANDOM4, 7, 200, 0x09, DT7, keys.KEY_VERSION, 0, SN8, keys.TEST_ISSUER)
+    sam.clock.sleep_us(busy_us)
+    ttc, mac1 = psam.end_purchase()
+    dpk = crypto.card_key(keys.MPK, keys.TEST_ISSUER, SN8)
+    ses = crypto.session_key(dpk, RANDOM4, b"\x00\x07", ttc.to_bytes(4, "big"))
+    assert mac1 == crypto.mac1(ses, (200).to_bytes(4, "big"), 0x09, keys.TEST_TERMINAL, DT7)
+    return ttc, psam.credit(crypto.mac2(ses, (200).to_bytes(4, "big")))
+
+
+@pytest.mark.parametrize("atr", [ATR_TRANSPORT, ATR_TA1], ids=["TC1=2", "TA1+PPS"])
+def test_the_psam_works_on_8070_while_the_tap_does_something_else(atr):
+    # 12 ms of PSAM work (bench_purchase's assumption) against 12 ms of card work done between start and finish:
+    # the two overlap, so the whole costs about the 12 ms less than one after the other.
+    times = []
+    for overlap in (False, True):
+        sam, port = link(atr=atr, compute_us=12000)
+        psam = Psam(port).open()
+        t0 = sam.clock.now
+        if overlap:
+            ttc, ok = _purchase_started(psam, sam, 12000)
+        else:
+            ttc, _, ok = purchase(psam)
+            sam.clock.sleep_us(12000)
+        times.append(sam.clock.now - t0)
+        assert ok and ttc == sam.softsam.ttc and sam.violations == [] and port.faults == 0
+        assert sam.softsam.ins_counts[0x70] == 1 and sam.softsam.ins_counts[0x72] == 1
+    serial, overlapped = times
+    assert 11000 < serial - overlapped <= 12100, times
+
+
+def test_start_returns_once_the_body_is_on_the_line():
+    sam, port = link(compute_us=12000)
+    psam = Psam(port).open()
+    sent, received, t0 = port.sent, port.received, sam.clock.now
+    psam.begin_purchase(RANDOM4, 7, 200, 0x09, DT7, keys.KEY_VERSION, 0, SN8, keys.TEST_ISSUER)
+    # all 41 bytes of 8070 out, only its procedure byte (INS) in, and back before the PSAM's 12 ms of work
+    assert (port.sent - sent, port.received - received) == (41, 1)
+    assert sam.clock.now - t0 < 41 * 14 * 1e6 / 13441 + 2000 and sam.pending  # 61 08 not even sent yet
+    psam.end_purchase()
+    assert (port.sent - sent, port.received - received) == (41 + 5, 1 + 2 + 11)
+    assert sam.clock.now - t0 > 12000 and sam.violations == []
+
+
+def test_a_link_fault_inside_start_is_recovered_by_finish():
+    sam, port = link(stall_at=5)  # the 8070 header goes unanswered: start keeps the fault, finish resets
+    psam = Psam(port).open()
+    ttc, ok = _purchase_started(psam, sam, 5000)
+    assert ok and port.faults == 1 and sam.atrs == 2 and sam.softsam.ins_counts[0xA4] == 2
+
+
+def test_finish_without_start_is_an_error():
+    sam, port = link()
+    with pytest.raises(ValueError, match="without start"):
+        port.finish()
+
+
+@pytest.mark.parametrize("atr", [ATR_TRANSPORT, ATR_PLAIN], ids=["TC1=2: paced", "back to back"])
+def test_echoes_are_checked_per_write_not_waited_for_byte_by_byte(atr):
+    # The board's UART hands received bytes to Python late (its FIFO's idle timeout; 2 ms assumed): a driver that
+    # waited for each echo before writing the next byte would pay that 55 times a tap; this one pays it per read.
+    times = []
+    for idle in (0, 2000):
+        sam, port = link(atr=atr, rx_latency_us=idle)
+        psam = Psam(port).open()
+        t0 = sam.clock.now
+        ttc, mac1, ok = purchase(psam)
+        assert ok and sam.violations == []
+        times.append(sam.clock.now - t0)
+    # 8070, GET RESPONSE, 8072: each first read after a write (procedure byte, SW, data) waits it once
+    assert times[1] - times[0] < 10 * 2000, times
 
 
 # ---- the board factory and the documented examples -------------------------------------------------------

@@ -7,7 +7,8 @@ Runs on the board (MicroPython), not on the host: it boots the firmware as main.
 then turns the tap loop itself (Validator.step) and, around the parts boot built, measures per tap:
   detect   the InListPassiveTarget poll that found the card (activation: REQA, anticollision, RATS)
   card     every card APDU (PN532 InDataExchange: link, radio, the card's own work), count and total
-  psam     every PSAM APDU (T=0: line, procedure bytes, GET RESPONSE, the PSAM's work), count and total
+  psam     what the tap waits for the PSAM (T=0: line, procedure bytes, GET RESPONSE, the PSAM's work), the
+           count of start and finish calls (2 per APDU) and total; 8070's work under UPDATE CAPP is not in it
   journal  the journal's appends (intent, outcome, settlement: the flash programs)
   cpu      the rest of tap(): the validator's own work (and the wrappers', a few us per call)
   beep     from the detect poll's start to feedback.start(), i.e. tap-to-beep
@@ -70,7 +71,12 @@ def main():
     reader.detect = detect
     _timed(reader, "transceive", 2)
     if v.sam is not None:
-        _timed(v.sam.port, "transceive", 4)
+        port = v.sam.port
+        if hasattr(port, "finish"):  # T0Psam: transceive is start + finish, and 8070's two halves come apart
+            _timed(port, "start", 4)
+            _timed(port, "finish", 4)
+        else:
+            _timed(port, "transceive", 4)
     for name in ("append_intent", "append_outcome", "append_settlement"):
         if hasattr(v.journal, name):
             _timed(v.journal, name, 6)

@@ -37,7 +37,8 @@ _INS_CREDIT = const(0x72)  # 80 72 CREDIT SAM FOR PURCHASE: its session dies wit
 _INS_SELECT = const(0xA4)
 _NULL = const(0x60)  # procedure byte: wait, the work waiting time starts again (section 10.3.3)
 _MAX_RESPONSE = const(1024)  # GET RESPONSE rounds may chain; a card that chains for ever is faulty
-_DUTY_ON = const(32768)  # 50 % duty cycle for the card clock (section 5.2.3: duty 40..60 %)
+_DUTY_ON = const(32768)
+_ECHO_MAX = const(261)  # the longest write: a header, or a body of up to 255 bytes, or a PPS request  # 50 % duty cycle for the card clock (section 5.2.3: duty 40..60 %)
 
 
 class LinkFault(Exception):
@@ -78,8 +79,17 @@ class T0Psam:
         self._parity = 0
         self._table = None  # the inverse convention's byte table, or None
         self._last_rx = 0
+        self._started = None  # the command between start() and finish()
+        self._early = self._fault = None
+        self._begun = False
+        self._ins = self._nb = self._sent = self._got = self._ne = 0
+        self._body = None
         self._select = None  # the last SELECT that answered 9000: a reset loses it, the retry replays it
         self._b1 = bytearray(1)
+        self._echo = bytearray(_ECHO_MAX)
+        self._echomv = memoryview(self._echo)
+        self._pend = None  # what the last _send wrote, until its echoes are checked
+        self._pend_t = self._pend_us = 0
         self._hdr = bytearray(5)
         self._tx = bytearray(1)
         self._rx = bytearray(256)
@@ -119,12 +129,19 @@ class T0Psam:
             self._sleep(q)
 
     def _getc(self, wait_us, what):
+        if self._pend is not None:
+            self._check_echo()
         c = self._rawc(wait_us, what)
         self._last_rx = self._ticks()
         self.received += 1
         return self._table[c] if self._table else c
 
     def _send(self, data):
+        # Writes and returns: the echoes are checked together before the next byte is read (_check_echo), not
+        # one by one. On the board the echo of a lone byte reaches the UART's ring buffer only after its
+        # receive-idle timeout, and waiting for each would stretch every character by it; and while the bytes
+        # are on the line the CPU is free to prepare the next ones (or, after start(), to talk to the card).
+        #
         # The card's last leading edge was >= 10 etu before we saw it: wait the rest of the 16 etu turnaround.
         # Only when that byte is that recent: ticks_us wrap every 2**30 us (17.9 min), so after a quiet spell of
         # more than half that, ticks_diff comes out negative and w would be minutes (the watchdog resets the board
@@ -134,43 +151,84 @@ class T0Psam:
         if 0 < w <= turn:
             self._sleep(w)
         t = self._table
-        tx = self._tx
-        char = self._us(_CHAR_ETU + self._extra)
-        wait = self._us(_CHAR_ETU + _SLACK_ETU + self._extra) + _SLACK_US
         n = len(data)
         if self._extra == 0 and t is None:
-            # Back to back: the UART's 2 stop bits are the 12 etu guard time; then drain the n echoes.
+            # Back to back: the UART's 2 stop bits are the 12 etu guard time (section 7.2).
+            t0 = self._ticks()
             if self.uart.write(data) != n:
                 raise LinkFault("UART took fewer than %d bytes" % n)
-            for i in range(n):
-                if self._rawc(wait, "echo") != data[i]:
-                    raise LinkFault("wrong echo of byte %d (%02X sent): line fault" % (i, data[i]))
+            self._pend_t = t0
+            self._pend_us = self._us(n * _CHAR_ETU + _SLACK_ETU) + _SLACK_US
         else:
-            # TC1 extra guard time (or the inverse convention's coding): one character at a time.
+            # TC1 extra guard time (or the inverse convention's coding): one character per 12 + N etu slot,
+            # each written once the previous one's slot is over (section 8.3); the UART sends it meanwhile.
+            tx = self._tx
+            char = self._us(_CHAR_ETU + self._extra)
+            t0 = 0
             for i in range(n):
-                c = t[data[i]] if t else data[i]
-                tx[0] = c
-                t0 = self._ticks()
+                tx[0] = t[data[i]] if t else data[i]
+                if i:
+                    w = char - ticks_diff(self._ticks(), t0)
+                    if w > 0:
+                        self._sleep(w)
                 if self.uart.write(tx) != 1:
                     raise LinkFault("UART took no byte")
-                if self._rawc(wait, "echo") != c:
-                    raise LinkFault("wrong echo of byte %d (%02X sent): line fault" % (i, data[i]))
-                w = char - ticks_diff(self._ticks(), t0)
-                if w > 0:
-                    self._sleep(w)
+                t0 = self._ticks()  # after the write: the byte is on the line by now, not before
+            self._pend_t = t0
+            self._pend_us = self._us(_CHAR_ETU + _SLACK_ETU) + _SLACK_US
+        self._pend = data
         self.sent += n
+
+    def _check_echo(self):
+        # The echoes of the last _send, all of them, by its deadline: a missing or different one is a line fault
+        # (a card that pulled the line, a short, a collision).
+        data = self._pend
+        self._pend = None
+        n = len(data)
+        e = self._echo
+        mv = self._echomv
+        u = self.uart
+        got = 0
+        while got < n:
+            if u.any():
+                k = u.readinto(mv[got:n])
+                if k:
+                    got += k
+                continue
+            if ticks_diff(self._ticks(), self._pend_t) > self._pend_us:
+                if u.any():
+                    continue  # a late look (see _rawc) before calling the line silent
+                raise LinkFault("echo: %d of %d bytes came back" % (got, n))
+            self._sleep(self._us(1))
+        t = self._table
+        if t is None:
+            if e[:n] == data:
+                return
+        else:
+            ok = True
+            for i in range(n):
+                if e[i] != t[data[i]]:
+                    ok = False
+                    break
+            if ok:
+                return
+        for i in range(n):
+            if e[i] != (t[data[i]] if t else data[i]):
+                raise LinkFault("wrong echo of byte %d (%02X sent): line fault" % (i, data[i]))
 
     # ---- activation ---------------------------------------------------------------------------------------
 
     def _deactivate(self):
         # ISO 7816-3 section 6.4: RST low, then the clock stopped (VCC stays: the slot has no power switch).
         self.atr = None
+        self._pend = None
         self.rst.value(0)
         self.pwm.duty_u16(0)
         self._drain()
 
     def _cold_reset(self):
         self.atr = None
+        self._pend = None
         self.resets += 1
         self.rst.value(0)
         self.pwm.freq(self.clock_hz)
@@ -268,11 +326,27 @@ class T0Psam:
 
     def _tpdu(self, hdr, body, ne):
         # One command header and its procedure bytes (ISO 7816-3 section 10.3): -> (received, SW1, SW2).
+        r = self._tpdu_start(hdr, body, ne)
+        return r if r is not None else self._procedure(False)
+
+    def _tpdu_start(self, hdr, body, ne):
+        # The header, and the body as the procedure bytes ask for it: None once it is all sent (the card is at
+        # work), or (received, SW1, SW2) when the card answered first.
         self.exchanges += 1
-        ins = hdr[1]
+        self._ins = hdr[1]
+        self._body = body
+        self._nb = len(body) if body is not None else 0
+        self._sent = self._got = 0
+        self._ne = ne
         self._send(hdr)
-        nb = len(body) if body is not None else 0
-        sent = got = 0
+        return self._procedure(self._nb > 0)
+
+    def _procedure(self, until_sent):
+        # The procedure-byte loop; until_sent: return None as soon as the whole body has gone.
+        ins = self._ins
+        nb = self._nb
+        ne = self._ne
+        body = self._body
         wwt = self._wwt
         rx = self._rx
         while True:
@@ -281,28 +355,34 @@ class T0Psam:
                 continue
             hi = p & 0xF0
             if hi == 0x60 or hi == 0x90:
-                return got, p, self._getc(wwt, "SW2")
+                return self._got, p, self._getc(wwt, "SW2")
             if p == ins:
-                if sent < nb:
-                    self._send(body[sent:])
-                    sent = nb
+                if self._sent < nb:
+                    self._send(body[self._sent:])
+                    self._sent = nb
+                    if until_sent:
+                        return None
                     continue
-                if got < ne:
+                if self._got < ne:
+                    got = self._got
                     while got < ne:
                         rx[got] = self._getc(wwt, "data")
                         got += 1
+                    self._got = got
                     continue
             elif p == ins ^ 0xFF:
-                if sent < nb:
-                    self._send(body[sent : sent + 1])
-                    sent += 1
+                if self._sent < nb:
+                    self._send(body[self._sent : self._sent + 1])
+                    self._sent += 1
+                    if until_sent and self._sent == nb:
+                        return None
                     continue
-                if got < ne:
-                    rx[got] = self._getc(wwt, "data")
-                    got += 1
+                if self._got < ne:
+                    rx[self._got] = self._getc(wwt, "data")
+                    self._got += 1
                     continue
             raise LinkFault("procedure byte %02X out of place (INS %02X, %d/%d sent, %d/%d received)" % (
-                p, ins, sent, nb, got, ne))
+                p, ins, self._sent, nb, self._got, ne))
 
     def _case2(self, hdr, le):
         # A TPDU that reads; 6Cxx: wrong Le, the card says how many, send the same header with it (10.3.4).
@@ -313,7 +393,8 @@ class T0Psam:
             got, sw1, sw2 = self._tpdu(hdr, None, sw2 or 256)
         return got, sw1, sw2
 
-    def _exchange(self, apdu):
+    def _exchange_start(self, apdu):
+        # -> (received, SW1, SW2) of the command TPDU, or None while the card works on a case 3/4 body.
         n = len(apdu)
         if n < 4:
             raise ValueError("APDU of %d bytes (at least CLA INS P1 P2)" % n)
@@ -322,15 +403,18 @@ class T0Psam:
         if n <= 5:  # case 1 (P3 = 0) or case 2 (P3 = Le)
             hdr[4] = apdu[4] if n == 5 else 0
             if n == 5:
-                got, sw1, sw2 = self._case2(hdr, hdr[4])
-            else:
-                got, sw1, sw2 = self._tpdu(hdr, None, 0)
-        else:  # case 3 or 4: the data in the command TPDU, an answer through 61xx GET RESPONSE
-            lc = apdu[4]
-            if lc == 0 or n not in (5 + lc, 6 + lc):
-                raise ValueError("APDU of %d bytes does not match its Lc %d" % (n, lc))
-            hdr[4] = lc
-            got, sw1, sw2 = self._tpdu(hdr, memoryview(apdu)[5 : 5 + lc], 0)
+                return self._case2(hdr, hdr[4])
+            return self._tpdu(hdr, None, 0)
+        # case 3 or 4: the data in the command TPDU, an answer through 61xx GET RESPONSE
+        lc = apdu[4]
+        if lc == 0 or n not in (5 + lc, 6 + lc):
+            raise ValueError("APDU of %d bytes does not match its Lc %d" % (n, lc))
+        hdr[4] = lc
+        return self._tpdu_start(hdr, memoryview(apdu)[5 : 5 + lc], 0)
+
+    def _exchange_end(self, r):
+        got, sw1, sw2 = r if r is not None else self._procedure(False)
+        hdr = self._hdr
         out = bytearray(self._rx[:got])
         while sw1 == 0x61:  # 61xx: xx more bytes are waiting: GET RESPONSE 00 C0 00 00 xx (section 10.3.3)
             if len(out) > _MAX_RESPONSE:
@@ -344,6 +428,9 @@ class T0Psam:
         out.append(sw1)
         out.append(sw2)
         return bytes(out)
+
+    def _exchange(self, apdu):
+        return self._exchange_end(self._exchange_start(apdu))
 
     # ---- the SAM port ---------------------------------------------------------------------------------------
 
@@ -359,21 +446,54 @@ class T0Psam:
     def _answer(self, apdu):
         if self.atr is None:
             self._cold_reset()
-        r = self._exchange(apdu)
+        return self._selected(apdu, self._exchange(apdu))
+
+    def _selected(self, apdu, r):
         if apdu[1] == _INS_SELECT and r[-2:] == b"\x90\x00":
             self._select = bytes(apdu)
         return r
 
     def transceive(self, apdu):
         """APDU -> data + SW1 SW2 (a status word is an answer); SamError when the link fails twice."""
+        self.start(apdu)
+        return self.finish()
+
+    def start(self, apdu):
+        """Send a command with data (case 3/4) and return while the PSAM works on it; finish() then takes its
+        answer (protocol section 7: the tap sends 8070 and talks to the card meanwhile). `apdu` must stay
+        unchanged until finish(). A link fault here is kept for finish(), which recovers as transceive does;
+        only a PSAM missing from its slot raises (SamError)."""
         if self.present is not None and self.present.value() != self.present_level:
             self._deactivate()
             raise SamError("PSAM not in its slot")
         self.apdus += 1
+        self._started = apdu
+        self._early = self._fault = None
+        self._begun = False
+        if len(apdu) <= 5:
+            return  # nothing to send ahead: finish() exchanges it whole
         try:
-            return self._answer(apdu)
+            if self.atr is None:
+                self._cold_reset()
+            self._early = self._exchange_start(apdu)
+            self._begun = True
         except LinkFault as e:
-            first = e
+            self._fault = e
+
+    def finish(self):
+        """The answer to the command start() sent: data + SW1 SW2; SamError when the link fails twice."""
+        apdu = self._started
+        if apdu is None:
+            raise ValueError("finish() without start()")
+        self._started = None
+        first = self._fault
+        if first is None:
+            try:
+                if self._begun:
+                    return self._selected(apdu, self._exchange_end(self._early))
+                return self._answer(apdu)
+            except LinkFault as e:
+                first = e
         self.faults += 1
         self._deactivate()
         if apdu[1] == _INS_CREDIT:

@@ -1,6 +1,11 @@
 """The PSAM client: terminal identity and the two purchase commands (tunion-protocol.md section 5).
 
     sam = Psam(port); sam.open(); ttc, mac1 = sam.init_purchase(...); ok = sam.credit(mac2)
+    sam.begin_purchase(...); card.update_cache(...); ttc, mac1 = sam.end_purchase()   # 8070 while the card works
+
+A port with start(apdu) / finish() (drivers/psam_t0.py) gets 8070 sent at begin_purchase and answered at
+end_purchase, so the PSAM computes while the tap talks to the card (protocol section 7); any other port (the
+software SAM) answers it whole at end_purchase.
 
 Any failure of the PSAM raises SamError: the validator goes out of service (OOS_SAM). Keys never leave it.
 """
@@ -29,11 +34,12 @@ class Psam:
         self.session_ttc = None
         self.test_keys = bool(getattr(port, "test_keys", False))
         self._cmd = bytearray(5 + _LC_8070_TWO_LEVELS + 1)
+        self._started = False  # 8070 went out through port.start(): end_purchase() takes port.finish()
 
-    def _x(self, apdu, n, what):
+    def _x(self, apdu, n, what, started=False):
         self.apdus += 1
         try:
-            r = self.port.transceive(apdu)
+            r = self.port.finish() if started else self.port.transceive(apdu)
         except CardLost:
             self.session_ttc = None
             raise SamError("%s: PSAM not answering" % what)
@@ -64,6 +70,11 @@ class Psam:
 
     def init_purchase(self, random4, counter, amount, ttype, dt7, key_version, alg_id, sn8, issuer8):
         """INIT SAM FOR PURCHASE (80 70): (ttc, mac1). Factors cardSN8 || issuerID8 (section 5, T-Union N=2)."""
+        self.begin_purchase(random4, counter, amount, ttype, dt7, key_version, alg_id, sn8, issuer8)
+        return self.end_purchase()
+
+    def begin_purchase(self, random4, counter, amount, ttype, dt7, key_version, alg_id, sn8, issuer8):
+        """8070 sent (on a port that can start a command); end_purchase() returns its (ttc, mac1)."""
         a = self._cmd
         a[0:5] = b"\x80\x70\x00\x00\x24"
         a[5:9] = random4
@@ -78,7 +89,16 @@ class Psam:
         a[33:41] = issuer8
         a[41] = 0x08
         self.session_ttc = None
-        d = self._x(a, 8, "PSAM 8070")
+        start = getattr(self.port, "start", None)
+        self._started = False
+        if start is not None:
+            start(a)  # a link fault waits for finish(), which recovers; a missing PSAM raises SamError now
+            self._started = True
+
+    def end_purchase(self):
+        """(ttc, mac1) of the 8070 begin_purchase() built; SamError / SamKeyMissing as init_purchase."""
+        d = self._x(self._cmd, 8, "PSAM 8070", self._started)
+        self._started = False
         ttc = u32(d, 0)
         self.session_ttc = ttc
         return ttc, bytes(d[4:8])

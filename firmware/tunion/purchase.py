@@ -6,7 +6,8 @@
 validator.md sections 1-3; the recovery table is in docs/design.md "Recovery". Order: select and read EF15; if this
 card has a torn intent (the open one, or one on the journal's durable unresolved list), ask for the evidence of
 that intent (`recover`); read EF17 and EF1E, decide, INITIALIZE (its counter settles a torn intent the log could
-not), PSAM 8070, append the intent, UPDATE CAPP DATA CACHE, DEBIT, PSAM 8072, append the outcome. Nothing is
+not), PSAM 8070 sent, UPDATE CAPP DATA CACHE while the PSAM works, 8070's answer, append the intent, DEBIT,
+PSAM 8072, append the outcome. Nothing is
 written to the card before the decision says pay; when the evidence is missing the card is never charged.
 """
 from tunion.compat import const
@@ -191,9 +192,15 @@ def _tap(purse, sam, journal, config, state, now):
 
     dt7 = bcd_datetime(now[0])
     ttype = TTYPE_COMPOUND if compound else TTYPE_SIMPLE
-    ttc, mac1 = sam.init_purchase(
+    after = init.balance - fare
+    # 8070 goes to the PSAM first and is answered after UPDATE CAPP DATA CACHE: the PSAM derives its keys while
+    # the card takes the cache update (docs/design.md "8070 while the card takes the cache update"). The cache
+    # counts only with DEBIT, which still follows the durable intent (validator.md section 1, step 5).
+    sam.begin_purchase(
         init.random, init.counter, fare, ttype, dt7, init.key_version, init.alg_id, ef15.sn8, ef15.issuer
     )
+    cache = _update_cache(purse, sam, config, fare, after, dt7) if compound else None
+    ttc, mac1 = sam.end_purchase()
     flags = (0 if compound else FLAG_SIMPLE) | (FLAG_TEST_KEYS if sam.test_keys else 0)
     intent = Record(
         KIND_INTENT,
@@ -213,34 +220,41 @@ def _tap(purse, sam, journal, config, state, now):
         journal.append_intent(intent)
     except JournalError as e:
         return _result(O.OOS_RECORDS_FULL, card_no=card_no, detail=str(e))
-    return _pay(purse, sam, journal, state, now, intent, compound, config, fare, init.balance - fare, dt7, mac1)
+    if cache is not None:
+        # The cache update failed: DEBIT is never sent, nothing happened on the card; the intent (its TTC is
+        # spent) is closed at once.
+        _close(journal, intent, KIND_CANCELLED)
+        return _result(O.CARD_ERROR, card_no=card_no, detail=cache)
+    return _pay(purse, sam, journal, config, state, now, intent, fare, after, dt7, mac1)
 
 
-def _pay(purse, sam, journal, state, now, intent, compound, config, fare, after, dt7, mac1):
-    card_no = intent.card_no
+def _update_cache(purse, sam, config, fare, after, dt7):
+    """UPDATE CAPP DATA CACHE (EF1E): None when the card took it, else why not (the tap ends before DEBIT)."""
+    rec = Ef1eRecord(
+        _EF1E_TTYPE_FARE,
+        b"\x00\x00" + sam.terminal,
+        _EF1E_INDUSTRY_BUS,
+        config.line,
+        config.station,
+        config.operator,
+        0,
+        fare,
+        after,
+        dt7,
+        config.city,
+        config.acquirer,
+    )
     try:
-        if compound:
-            rec = Ef1eRecord(
-                _EF1E_TTYPE_FARE,
-                b"\x00\x00" + sam.terminal,
-                _EF1E_INDUSTRY_BUS,
-                config.line,
-                config.station,
-                config.operator,
-                0,
-                fare,
-                after,
-                dt7,
-                config.city,
-                config.acquirer,
-            )
-            s = purse.update_cache(rec.encode(_ef1e_buf))
-            if s != SW_OK:
-                _close(journal, intent, KIND_CANCELLED)
-                return _result(O.CARD_ERROR, card_no=card_no, detail="UPDATE CAPP DATA CACHE: " + sw_name(s))
+        s = purse.update_cache(rec.encode(_ef1e_buf))
     except (CardLost, CardError) as e:
-        _close(journal, intent, KIND_CANCELLED)  # DEBIT was never sent: nothing happened on the card
-        return _result(O.CARD_ERROR, card_no=card_no, detail="before DEBIT: %s" % e)
+        return "before DEBIT: %s" % e
+    if s != SW_OK:
+        return "UPDATE CAPP DATA CACHE: " + sw_name(s)
+    return None
+
+
+def _pay(purse, sam, journal, config, state, now, intent, fare, after, dt7, mac1):
+    card_no = intent.card_no
     try:
         s, tac, mac2 = purse.debit(intent.ttc, dt7, mac1)
     except CardLost as e:

@@ -112,19 +112,21 @@ class SimUart:
         self.inits = 0
 
     def init(self, baudrate=9600, bits=8, parity=None, stop=1, timeout=None, timeout_char=None, **kw):
-        self._pump()  # what arrived at the old setting was decoded at it
+        self._pump(True)  # what arrived at the old setting was decoded at it
         if timeout != 0 or timeout_char != 0:
             self.card.violations.append("UART timeouts must be 0 (deadlines are kept in Python)")
         self.baud = baudrate
         self.fmt = (bits, parity, stop)
         self.inits += 1
 
-    def _pump(self):
+    def _pump(self, arrived=False):
+        # arrived: hand over whatever has arrived, latency or not (a rate change decodes it at the old rate).
         c = self.card
-        due = sorted((e for e in c.pending if e[0] <= c.clock.now), key=lambda e: e[0])
+        due_by = c.clock.now - (0 if arrived else c.rx_latency_us)
+        due = sorted((e for e in c.pending if e[0] <= due_by), key=lambda e: e[0])
         if not due:
             return
-        c.pending = [e for e in c.pending if e[0] > c.clock.now]
+        c.pending = [e for e in c.pending if e[0] > due_by]
         for ready, b, baud in due:
             if self.baud is None or abs(self.baud - baud) > 0.02 * baud:
                 b = 0xFF ^ (b >> 1)  # sampled at the wrong rate: garbage
@@ -162,7 +164,7 @@ class SimUart:
 class T0Sam:
     def __init__(self, softsam=None, atr=ATR_TRANSPORT, pps_answer="accept", byte_mode=False, nulls=0, null_gap_us=0,
                  compute_us=0, answer_6c=True, split_response=None, silent=False, silent_after=None,
-                 stall_at=None, corrupt_at=None, wrong_echo_at=None, atr_delay_clocks=1000):
+                 stall_at=None, corrupt_at=None, wrong_echo_at=None, atr_delay_clocks=1000, rx_latency_us=0):
         if softsam is None:
             from sim.rig import sam_keys
 
@@ -183,6 +185,10 @@ class T0Sam:
         self.corrupt_at = corrupt_at
         self.wrong_echo_at = wrong_echo_at
         self.atr_delay_clocks = atr_delay_clocks
+        # A received byte reaches Python this much later than the line (on the board: the UART's FIFO hand-over
+        # to its ring buffer, on an idle timeout; psam_t0._SLACK_US assumes <= 2 ms, unmeasured). 0: readable
+        # 11 etu after its leading edge.
+        self.rx_latency_us = rx_latency_us
         self._parse_atr()
         self.clock = SimClock()
         self.uart = SimUart(self)
@@ -420,12 +426,15 @@ class T0Sam:
             self._emit(b"\xff\x00\xff", self._after(start))
 
     def _work(self, t):
-        """The card computes for compute_us from t, sending `nulls` 60 bytes null_gap_us apart meanwhile:
+        """The card computes for compute_us (microseconds, or a dict of them by INS) from t, sending `nulls` 60 bytes null_gap_us apart meanwhile:
         -> when it answers."""
+        c = self.compute_us
+        if isinstance(c, dict):  # per INS: {0x70: 12000, 0x72: 3000}
+            c = c.get(self.hdr[1] if self.hdr else -1, 0)
         if self.nulls:
             t1 = self._emit(b"\x60" * self.nulls, t + self.null_gap_us, self.null_gap_us)
-            return max(t + self.compute_us, t1)
-        return t + self.compute_us
+            return max(t + c, t1)
+        return t + c
 
     def _sw(self, sw, t):
         """Final answer SW1 SW2; the card is ready for the next command."""
