@@ -37,6 +37,9 @@ ATRS = (  # name, ATR, pps (bench_t0's)
     ("after PPS to D=12 (TA1=18)", bytes.fromhex("3B5418005053414D"), True),
 )
 CLOCKS = (3571200, 5000000)
+# The transport PSAM with TC1 = 0: the same commands written back to back, to tell the pacing loop's CPU apart.
+ATR_TRANSPORT_NO_GUARD = bytes.fromhex("3B6C0000") + b"TEST-PSAM-01"
+PSAM_WORK_US = {0x70: 12000, 0x72: 3000}  # PSAM_COMPUTE_MS by command, on the T=0 simulator's clock
 
 
 # ---- 1. the virtual board's wires ----------------------------------------------------------------------------
@@ -305,15 +308,11 @@ def drivers_replay(n=30):
     import gc
     from drivers.pn532 import Pn532CardPort
     from drivers.pn532_uart import Pn532Uart
-    from drivers.psam_t0 import T0Psam
     from sim.card import make_card
     from sim.pn532chip import Pn532Chip, SimClock
     from sim.pn532wire import SimUart
     from sim.rig import Rig
-    from sim.t0sam import T0Sam, ATR_TRANSPORT
-    from sim import keys
-    from tunion import crypto
-    from tunion.psam import Psam
+    from sim.t0sam import ATR_TRANSPORT
 
     clock = SimClock()
     chip = Pn532Chip(clock, card=make_card(balance=5000))
@@ -356,45 +355,64 @@ def drivers_replay(n=30):
     for _ in range(n):
         pn_tap()
     pn_ms = (_now_ms() - t0) / n - canned.calls / n * _call_ms(canned)
-    # PSAM: 8070 + 8072 on the transport PSAM at 5 MHz, recorded after the open, then replayed
-    sam = T0Sam(atr=ATR_TRANSPORT)
+    paced = _sam_replay(ATR_TRANSPORT, n)
+    bulk = _sam_replay(ATR_TRANSPORT_NO_GUARD, n)
+    return {"pn532_cpu_ms": pn_ms, "pn532_heap": pn_heap, "psam_cpu_ms": paced[0], "psam_heap": paced[1],
+            "psam_bulk_cpu_ms": bulk[0], "psam_bulk_heap": bulk[1], "psam_chars_out": paced[2],
+            "apdus": len(lg.apdus), "pn532_uart_calls": canned.calls // n, "psam_uart_calls": paced[3]}
+
+
+def _sam_replay(atr, n):
+    """8070 (begun and ended, as the tap does) + 8072 on a PSAM with this ATR at 5 MHz, recorded after the open,
+    then replayed n times: (CPU ms, heap bytes, bytes the driver sent, canned UART calls) per tap."""
+    import gc
+    from drivers.psam_t0 import T0Psam
+    from sim.t0sam import T0Sam
+    from sim import keys
+    from tunion import crypto
+    from tunion.psam import Psam
+
+    sam = T0Sam(atr=atr)
     srec = Recorder(sam.uart)
     sport = T0Psam(srec, sam.pwm, sam.rst, sam.detect, clock_hz=5000000, clock=sam.clock, pps=False)
     psam = Psam(sport).open()
     sn8 = b"\x01\x02\x03\x04\x05\x06\x07\x08"
     srec.on = True
-    ttc, mac1 = psam.init_purchase(b"\x11\x22\x33\x44", 7, 200, 0x09, b"\x20\x26\x12\x01\x08\x00\x00",
-                                   keys.KEY_VERSION, 0, sn8, keys.TEST_ISSUER)
+    sent = sport.sent
+
+    def sam_tap():
+        psam.begin_purchase(b"\x11\x22\x33\x44", 7, 200, 0x09, b"\x20\x26\x12\x01\x08\x00\x00",
+                            keys.KEY_VERSION, 0, sn8, keys.TEST_ISSUER)
+        return psam.end_purchase()
+
+    ttc, mac1 = sam_tap()
     ses = crypto.session_key(crypto.card_key(keys.MPK, keys.TEST_ISSUER, sn8), b"\x11\x22\x33\x44", b"\x00\x07",
                              ttc.to_bytes(4, "big"))
     mac2 = crypto.mac2(ses, (200).to_bytes(4, "big"))
     assert psam.credit(mac2)
-    cmds = list(sam.commands) if hasattr(sam, "commands") else None
+    sent = sport.sent - sent
     s_canned = Canned(srec.answers)
     fake = FakeClock()
     sport.uart, sport._ticks, sport._sleep = s_canned, fake.ticks_us, fake.sleep_us
 
-    def sam_tap():
+    def replay():
         s_canned.rewind()
-        psam.init_purchase(b"\x11\x22\x33\x44", 7, 200, 0x09, b"\x20\x26\x12\x01\x08\x00\x00",
-                           keys.KEY_VERSION, 0, sn8, keys.TEST_ISSUER)
+        sam_tap()
         psam.credit(mac2)
 
-    sam_tap()
+    replay()
     gc.collect()
     s_canned.count, s_canned.alloc = True, 0
     m0 = _mem()
-    sam_tap()
-    sam_heap = _mem() - m0 - s_canned.alloc
+    replay()
+    heap = _mem() - m0 - s_canned.alloc
     s_canned.count = False
     s_canned.calls = 0
     t0 = _now_ms()
     for _ in range(n):
-        sam_tap()
-    sam_ms = (_now_ms() - t0) / n - s_canned.calls / n * _call_ms(s_canned)
-    del cmds
-    return {"pn532_cpu_ms": pn_ms, "pn532_heap": pn_heap, "psam_cpu_ms": sam_ms, "psam_heap": sam_heap,
-            "apdus": len(lg.apdus), "pn532_uart_calls": canned.calls // n, "psam_uart_calls": s_canned.calls // n}
+        replay()
+    ms = (_now_ms() - t0) / n - s_canned.calls / n * _call_ms(s_canned)
+    return ms, heap, sent, s_canned.calls // n
 
 
 def interp(runs=3):
@@ -412,37 +430,64 @@ def interp(runs=3):
             best = r
         else:
             best["core_cpu_ms"] = min(best["core_cpu_ms"], r["core_cpu_ms"])
-            for k in ("pn532_cpu_ms", "psam_cpu_ms"):
+            for k in ("pn532_cpu_ms", "psam_cpu_ms", "psam_bulk_cpu_ms"):
                 best["drivers"][k] = min(best["drivers"][k], d[k])
     best["core_cpu_ms"] = max(best["core_cpu_ms"], 0.0)
     return best
 
 
 # ---- 3. the model --------------------------------------------------------------------------------------------
+def update_capp_ms(v):
+    """What the card's UPDATE CAPP DATA CACHE takes that 8070 overlaps: its radio, the card's work and the
+    PN532's turnaround (bench_purchase's assumptions; its UART bytes are left out, so the overlap is the smaller)."""
+    from bench_purchase import card_link_ms
+
+    dc = [f for f in v["apdus"] if f[2] == 0xDC]
+    _, rf, card = card_link_ms(dc, 921600)
+    return rf + card
+
+
+def cpu_ms(mp, factor, paced, baud, extra_etu=2):
+    """The ESP32's CPU for one tap at `factor` x the interpreter. On a PSAM with TC1 (paced), the T=0 driver's
+    per-character work (the interpreter's paced replay minus the back-to-back one, per character) runs inside each
+    character's 12 + N etu slot while the UART sends the previous one: only what exceeds the slot counts."""
+    d = mp["drivers"]
+    base = (mp["core_cpu_ms"] + d["pn532_cpu_ms"] + d["psam_bulk_cpu_ms"]) * factor
+    if not paced:
+        return base
+    chars = d["psam_chars_out"]
+    per_char = max(0.0, d["psam_cpu_ms"] - d["psam_bulk_cpu_ms"]) / chars * factor
+    slot = (12 + extra_etu) * 1000.0 / baud
+    return base + chars * max(0.0, per_char - slot)
+
+
 def model(v, mp, i2c_link_ms, psam_rows):
     from bench_purchase import card_link_ms
 
     frames = v["apdus"]
     _, rf, card = card_link_ms(frames, 921600)  # radio and card compute of the APDUs seen on the wire
-    cpu = (mp["core_cpu_ms"] + mp["drivers"]["pn532_cpu_ms"] + mp["drivers"]["psam_cpu_ms"]) if mp else None
     rows = []
     links = (("HSU 115200", (v["pn532_out"] + v["pn532_in"]) * 10 * 1000.0 / 115200),
              ("HSU 921600", (v["pn532_out"] + v["pn532_in"]) * 10 * 1000.0 / 921600),
              ("I2C 400 kHz", i2c_link_ms))
     for lname, link in links:
-        for pname, hz, sam_ms in psam_rows:
-            fixed = link + ACTIVATION_MS + rf + card + sam_ms + PSAM_COMPUTE_MS + FLASH_MS
-            row = {"link": lname, "psam": pname, "clock_hz": hz, "pn532_link_ms": link, "activation_ms": ACTIVATION_MS,
-                   "radio_ms": rf, "card_ms": card, "psam_line_ms": sam_ms, "psam_compute_ms": PSAM_COMPUTE_MS,
-                   "flash_ms": FLASH_MS, "fixed_ms": fixed}
-            if cpu is not None:
-                row.update({"cpu_ms": cpu * FACTOR, "total_ms": fixed + cpu * FACTOR,
-                            "total_lo_ms": fixed + cpu * FACTOR_LO, "total_hi_ms": fixed + cpu * FACTOR_HI})
+        for pr in psam_rows:
+            fixed = link + ACTIVATION_MS + rf + card + pr["path_ms"] + FLASH_MS
+            row = {"link": lname, "psam": pr["name"], "clock_hz": pr["hz"], "pn532_link_ms": link,
+                   "activation_ms": ACTIVATION_MS, "radio_ms": rf, "card_ms": card, "psam_line_ms": pr["line_ms"],
+                   "psam_compute_ms": PSAM_COMPUTE_MS, "psam_overlap_ms": pr["overlap_ms"],
+                   "psam_path_ms": pr["path_ms"], "flash_ms": FLASH_MS, "fixed_ms": fixed}
+            if mp is not None:
+                c = {f: cpu_ms(mp, f, pr["paced"], pr["baud"]) for f in (FACTOR, FACTOR_LO, FACTOR_HI)}
+                row.update({"cpu_ms": c[FACTOR], "total_ms": fixed + c[FACTOR],
+                            "total_lo_ms": fixed + c[FACTOR_LO], "total_hi_ms": fixed + c[FACTOR_HI]})
             rows.append(row)
     return rows
 
 
-def psam_rows():
+def psam_rows(busy_ms):
+    """Per ATR and card clock: the line alone (bench_t0), and the PSAM's share of the tap's critical path: line
+    plus its work (PSAM_WORK_US) less what UPDATE CAPP (busy_ms) overlaps after 8070 was sent."""
     import bench_t0
     from sim.t0sam import ATR_TRANSPORT
 
@@ -451,7 +496,11 @@ def psam_rows():
         atr = atr or ATR_TRANSPORT
         for hz in CLOCKS:
             r = bench_t0.run(atr, hz, pps)
-            rows.append(("%s, %.2f MHz, %d baud" % (name, hz / 1e6, r["baud"]), hz, r["both"], r["out"], r["in"]))
+            serial = bench_t0.run(atr, hz, pps, PSAM_WORK_US)["both"]
+            path = bench_t0.run(atr, hz, pps, PSAM_WORK_US, int(busy_ms * 1000))["both"]
+            rows.append({"name": "%s, %.2f MHz, %d baud" % (name, hz / 1e6, r["baud"]), "hz": hz, "baud": r["baud"],
+                         "line_ms": r["both"], "out": r["out"], "in": r["in"], "paced": atr == ATR_TRANSPORT,
+                         "serial_ms": serial, "path_ms": path, "overlap_ms": serial - path})
     return rows
 
 
@@ -471,9 +520,10 @@ def main(argv=None):
     import bench_pn532
 
     i2c = bench_pn532.one_tap("i2c")["link_ms"]
-    prs = psam_rows()
-    rows = model(v, mp, i2c, [(n, hz, ms) for n, hz, ms, o, i in prs])
-    res = {"vboard": v, "interp": mp, "psam": prs, "model": rows}
+    dc_ms = update_capp_ms(v)
+    prs = psam_rows(dc_ms)
+    rows = model(v, mp, i2c, prs)
+    res = {"vboard": v, "interp": mp, "update_capp_ms": dc_ms, "psam": prs, "model": rows}
     if "--json" in argv:
         print(json.dumps(res, indent=1))
         return 0
@@ -486,24 +536,29 @@ def main(argv=None):
     print("  boot to first poll %.2f s, card placed to charged %.2f s, power-on to first charge %.2f s (fast clock)"
           % (v["boot_to_first_poll_s"], v["placed_to_charged_s"], v["power_on_to_first_charge_s"]))
     print("  heap after boot and the tap (64-bit port): %d allocated, %d free" % (v["heap_alloc"], v["heap_free"]))
-    for n, hz, ms, o, i in prs:
-        print("  bench_t0 %-48s 8070+8072 %6.1f ms, %d/%d bytes" % (n, ms, o, i))
+    for r in prs:
+        print("  bench_t0 %-48s 8070+8072 line %5.1f ms, %d/%d bytes; with the PSAM's 15 ms of work %5.1f ms, %4.1f"
+              " of it under UPDATE CAPP (%.1f ms): %5.1f on the tap's path" % (
+                  r["name"], r["line_ms"], r["out"], r["in"], r["serial_ms"], r["overlap_ms"], dc_ms, r["path_ms"]))
     if mp:
         d = mp["drivers"]
-        print("interpreter (WebAssembly): validator %.2f ms, PN532 driver %.2f ms, T=0 driver %.2f ms per tap;"
-              " ESP32 at %dx: %.0f ms (%.0f-%.0f over %d-%dx)" % (
-                  mp["core_cpu_ms"], d["pn532_cpu_ms"], d["psam_cpu_ms"], FACTOR, rows[0]["cpu_ms"],
-                  rows[0]["total_lo_ms"] - rows[0]["fixed_ms"], rows[0]["total_hi_ms"] - rows[0]["fixed_ms"],
-                  FACTOR_LO, FACTOR_HI))
+        print("interpreter (WebAssembly): validator %.2f ms, PN532 driver %.2f ms, T=0 driver %.2f ms per tap"
+              " (%.2f ms written back to back; the rest is the TC1 pacing loop, inside the characters' slots)" % (
+                  mp["core_cpu_ms"], d["pn532_cpu_ms"], d["psam_cpu_ms"], d["psam_bulk_cpu_ms"]))
+        r0 = [r for r in rows if r["link"] == "HSU 921600"]
+        for r in (r0[1], r0[-1]):
+            print("  ESP32 CPU at %dx for %s: %.0f ms (%.0f-%.0f over %d-%dx)" % (
+                FACTOR, r["psam"], r["cpu_ms"], r["total_lo_ms"] - r["fixed_ms"], r["total_hi_ms"] - r["fixed_ms"],
+                FACTOR_LO, FACTOR_HI))
         print("heap per tap (32-bit interpreter): core %d max (%d median; target <= 8192), PN532 driver %d, T=0"
               " driver %d: whole tap %d" % (mp["core_heap_max"], mp["core_heap_median"], d["pn532_heap"],
                                            d["psam_heap"], mp["core_heap_max"] + d["pn532_heap"] + d["psam_heap"]))
     print("%-12s %-50s %6s %5s %5s %5s %6s %5s %6s %7s" % ("PN532", "PSAM", "link", "radio", "card", "PSAM",
-                                                          "+comp", "CPU", "total", "range"))
+                                                          "+flash", "CPU", "total", "range"))
     for r in rows:
         print("%-12s %-50s %6.1f %5.1f %5.1f %5.1f %6.1f %5s %6s %7s" % (
             r["link"], r["psam"], r["pn532_link_ms"], r["radio_ms"] + r["activation_ms"], r["card_ms"],
-            r["psam_line_ms"], r["psam_compute_ms"] + r["flash_ms"],
+            r["psam_path_ms"], r["flash_ms"],
             "%.0f" % r["cpu_ms"] if "cpu_ms" in r else "-", "%.0f" % r["total_ms"] if "total_ms" in r else "-",
             "%.0f-%.0f" % (r["total_lo_ms"], r["total_hi_ms"]) if "total_ms" in r else "-"))
     return 0
