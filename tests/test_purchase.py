@@ -122,3 +122,51 @@ def test_lost_card_port_is_card_error_not_exception():
             raise CardLost("no card")
 
     assert Rig().tap(Gone()).status == O.CARD_ERROR
+
+
+def test_8070_is_sent_before_the_cache_update_and_answered_before_debit():
+    # docs/design.md "8070 while the card takes the cache update": on a SAM port that can start a command,
+    # 8070 goes out, the card takes UPDATE CAPP DATA CACHE, 8070's answer is read, the intent is appended, and
+    # only then DEBIT; the records are those of any tap.
+    from sim.card import make_card
+    from sim.rig import Rig
+    from tunion.psam import Psam
+
+    rig = Rig()
+    events = []
+
+    class SplitPort:
+        test_keys = True
+
+        def transceive(self, apdu):
+            events.append(("sam", apdu[1]))
+            return rig.softsam.transceive(apdu)
+
+        def start(self, apdu):
+            events.append(("start", apdu[1]))
+            self.apdu = bytes(apdu)
+
+        def finish(self):
+            events.append(("finish", self.apdu[1], len(rig.records())))
+            return rig.softsam.transceive(self.apdu)
+
+    class CardLog:
+        def __init__(self, card):
+            self.card = card
+
+        def transceive(self, apdu):
+            events.append(("card", apdu[1], len(rig.records())))
+            return self.card.transceive(apdu)
+
+    rig.softsam.reset()
+    rig.psam = Psam(SplitPort()).open()
+    card = make_card(balance=5000)
+    r = rig.tap(CardLog(card))
+    assert r.status == O.PAID and card.balance == 5000 - r.fare
+    kinds = [e[:2] for e in events]
+    i70, idc, ifin, i54 = (kinds.index(("start", 0x70)), kinds.index(("card", 0xDC)), kinds.index(("finish", 0x70)),
+                           kinds.index(("card", 0x54)))
+    assert i70 < idc < ifin < i54
+    n = events[ifin][2]
+    assert events[i54][2] == n + 1  # the intent, appended between 8070's answer and DEBIT
+    assert [e for e in events if e[0] == "sam" and e[1] == 0x70] == []  # 8070 went through start/finish only
