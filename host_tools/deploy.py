@@ -14,7 +14,8 @@ Steps (issue 9 "deploy"; the layout is tools/manifest.py's, read at boot by firm
    matches), check every file's SHA-256 there, write its MANIFEST last and rename the folder to /apps/<id>;
 3. replace /boot.py and /main.py (only if they differ) each by a checked .new file and a rename;
 4. the switch: /app.ptr.new ("<new id>\\n<old id>\\n"), checked, renamed over /app.ptr (atomic on LittleFS);
-5. remove the folders that are neither the new nor the previous, and restart the app; if it does not come up
+5. remove the folders that are neither the new nor the previous (before step 2, all but the running one and the
+   target already went, to make room), and restart the app; if it does not come up
    (no READY), switch the pointer back to the previous folder and restart again.
 Configuration (/config.json, the denylist, keys) and the journal are never touched. A cut anywhere before step 4's
 rename leaves the pointer naming the old folder (the loader also skips a folder without its whole MANIFEST); a cut
@@ -178,6 +179,14 @@ def _on_board(b, lay, board, force, note, hook):
             else:
                 b.remove(lay.folder, recursive=True)
         fresh = b.stat(target) is None
+    # Room first: the folders other than the running one and this target go now, not after the switch (step
+    # 5 would remove them then). Three app folders at once (running, previous, new) are ~230 of the 1.125 MiB
+    # vfs's 288 blocks (an app's 55 files take ~64 4-KB blocks): with a denylist there, ENOSPC mid-copy.
+    early = [n for n in (b.listdir(manifest.APPS) if b.stat(manifest.APPS) is not None else ())
+             if n not in (active, lay.id, lay.id + STAGE)]
+    for n in early:
+        b.remove(manifest.APPS + "/" + n, recursive=True)
+        note("removed %s before the copy (neither running nor this one)" % n)
     sent, nbytes = _stage(b, lay, target, fresh, note, hook)
     if target != lay.folder:
         b.rename(target, lay.folder)
@@ -190,6 +199,7 @@ def _on_board(b, lay, board, force, note, hook):
     removed = [n for n in b.listdir(manifest.APPS) if n not in keep]
     for n in removed:
         b.remove(manifest.APPS + "/" + n, recursive=True)
+    removed = early + removed
     return {"id": lay.id, "previous": active if switched else (ptr[1] if len(ptr) > 1 else None),
             "switched": switched, "files": len(lay.app), "sent": sent, "bytes": nbytes,
             "app_bytes": sum(a[2] for a in lay.app), "root_written": roots, "removed": removed}
