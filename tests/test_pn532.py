@@ -164,3 +164,21 @@ def test_base_framing_over_our_uart_bus_reads_a_short_frame():
     for _ in range(3):
         resp = pn.call_function(0x40, params=b"\x01" + SELECT_EP, response_length=255)
         assert resp is not None and bytes(resp[1:]) == want
+
+
+def test_the_apps_reader_runs_the_tap_work_during_the_card_exchange():
+    # app/boot.ReaderPort is what tap() gets on a board: it must pass transceive_during on, or the PSAM headers
+    # (tunion.card.Purse.meanwhile) would silently go out after the card instead of while it works.
+    from app.boot import ReaderPort
+    from mpcases.pn532_cases import uart_reader
+    from sim.card import make_card
+    from tunion.card import Purse
+
+    clock, chip, uart, pn = uart_reader(make_card(balance=5000))
+    reader = ReaderPort(Pn532CardPort(pn))
+    assert reader.detect()
+    purse = Purse(reader)
+    ran = []
+    purse.meanwhile = lambda: ran.append(pn.frames_in)
+    s, ef15 = purse.select()
+    assert s == 0x9000 and len(ran) == 1 and purse.meanwhile is None

@@ -455,6 +455,84 @@ def test_finish_without_start_is_an_error():
         port.finish()
 
 
+HDR_8070 = bytes.fromhex("8070000024")
+HDR_8072 = bytes.fromhex("8072000004")
+
+
+def test_a_primed_header_takes_its_line_time_off_the_command():
+    # prime() while the card works (INITIALIZE, DEBIT): start() then sends only the body. 8070 + 8072 from the
+    # first body byte on is shorter by both headers and their procedure bytes (~7 ms each at 13,441 baud, TC1=2).
+    times = []
+    for primed in (False, True):
+        sam, port = link()
+        psam = Psam(port).open()
+        if primed:
+            port.prime(HDR_8070)
+        t0 = sam.clock.now
+        psam.begin_purchase(RANDOM4, 7, 200, 0x09, DT7, keys.KEY_VERSION, 0, SN8, keys.TEST_ISSUER)
+        ttc, mac1 = psam.end_purchase()
+        if primed:
+            t1 = sam.clock.now
+            port.prime(HDR_8072)
+            t0 += sam.clock.now - t1  # the 8072 prime is the card's time, not the tap's
+        dpk = crypto.card_key(keys.MPK, keys.TEST_ISSUER, SN8)
+        ses = crypto.session_key(dpk, RANDOM4, b"\x00\x07", ttc.to_bytes(4, "big"))
+        assert psam.credit(crypto.mac2(ses, (200).to_bytes(4, "big")))
+        times.append(sam.clock.now - t0)
+        assert sam.violations == [] and port.faults == 0 and sam.softsam.ins_counts[0x72] == 1
+    assert 12000 < times[0] - times[1] < 16000, times
+
+
+def test_priming_twice_sends_the_header_once_and_another_command_resets():
+    sam, port = link()
+    psam = Psam(port).open()
+    n = sam.exchanges
+    port.prime(HDR_8072)  # 8072's header after a DEBIT whose answer was lost: nothing came to take it
+    port.prime(HDR_8072)
+    port.prime(HDR_8070)  # the next tap's INITIALIZE: another header while one waits is left as it is
+    assert sam.exchanges == n + 1 and sam.atrs == 1
+    # 8070 cannot wait: a cold reset, the application selected again, then 8070 and 8072 as usual
+    ttc, mac1, ok = purchase(psam)
+    assert ok and sam.atrs == 2 and port.faults == 0 and sam.violations == []
+    assert sam.softsam.ins_counts[0xA4] == 2
+
+
+def test_a_fault_while_priming_shows_at_the_command():
+    sam, port = link(stall_at=5)  # the primed 8070 header goes unanswered
+    psam = Psam(port).open()
+    port.prime(HDR_8070)
+    ttc, mac1, ok = purchase(psam)  # start() hands the fault to finish(): cold reset, SELECT again, 8070 again
+    assert ok and port.faults == 1 and sam.atrs == 2
+    sam, port = link(stall_at=7)  # 8070, GET RESPONSE, then the primed 8072 header goes unanswered
+    psam = Psam(port).open()
+    ttc, mac1 = psam.init_purchase(RANDOM4, 7, 200, 0x09, DT7, keys.KEY_VERSION, 0, SN8, keys.TEST_ISSUER)
+    port.prime(HDR_8072)
+    with pytest.raises(SamError, match="8072.*not retried"):
+        psam.credit(b"\x00" * 4)
+    assert sam.softsam.ins_counts.get(0x72, 0) == 0
+
+
+def test_a_tap_primes_both_headers_on_a_port_that_runs_work_during_the_card():
+    rig = Rig()
+    sam, port = link(softsam=rig.softsam)
+    rig.psam = Psam(port).open()
+    card = make_card(balance=5000)
+    seen = []
+
+    class During:
+        def transceive(self, apdu):
+            return card.transceive(apdu)
+
+        def transceive_during(self, apdu, fn):
+            fn()
+            seen.append((apdu[1], port._primed))
+            return card.transceive(apdu)
+
+    r = rig.tap(During())
+    assert r.status == O.PAID and card.balance == 4800 and sam.violations == [] and port.faults == 0
+    assert seen == [(0x50, HDR_8070), (0x54, HDR_8072)] and port._primed is None
+
+
 @pytest.mark.parametrize("atr", [ATR_TRANSPORT, ATR_PLAIN], ids=["TC1=2: paced", "back to back"])
 def test_echoes_are_checked_per_write_not_waited_for_byte_by_byte(atr):
     # The board's UART hands received bytes to Python late (its FIFO's idle timeout; 2 ms assumed): a driver that

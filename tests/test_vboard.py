@@ -101,6 +101,35 @@ def test_python_api_exec_eval_and_error(core_board):
         t.close()
 
 
+_SPANS = ((0, 0), (0, 1), (7, 57), (0, 296), (255, 296))
+_SUMS = [0, 0, sum(range(7, 57)), sum(range(256)) + 40 * 255, 41 * 255]  # over bytes 0..255 then 40 x FF
+
+
+def test_the_viper_checksum_agrees_with_its_twin(core_board, tmp_path):
+    # On the virtual board drivers/_sum_viper.mpy is the ESP32's native code (what deploy builds): the unix port
+    # refuses it and drivers/bytesum.py's plain-Python twin runs, as on CPython and the WebAssembly interpreter.
+    t = _transport(core_board)
+    try:
+        t.exec("import drivers.bytesum as s\nb = bytearray(range(256)) + bytearray(b'\\xff' * 40)")
+        assert t.eval("s.NATIVE") is False
+        assert t.eval("[s.byte_sum(b, a, e) for a, e in %r]" % (_SPANS,)) == _SUMS
+    finally:
+        t.exit_raw_repl()
+    from drivers import bytesum
+
+    assert bytesum.NATIVE is False  # CPython
+    b = bytearray(range(256)) + bytearray(b"\xff" * 40)
+    assert [bytesum.byte_sum(b, a, e) for a, e in _SPANS] == _SUMS
+    # The viper source itself, compiled to x64 native code by the unix port: the same sums.
+    script = tmp_path / "v.py"
+    script.write_text("import sys\nsys.path.insert(0, %r)\nimport drivers.bytesum as s\n"
+                      "b = bytearray(range(256)) + bytearray(b'\\xff' * 40)\n"
+                      "print(s.NATIVE, [s.byte_sum(b, a, e) for a, e in %r])\n" % (str(ROOT / "firmware"), _SPANS))
+    r = subprocess.run([MP, str(script)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "True %r" % (_SUMS,)
+
+
 def test_heap_is_the_esp32s_and_a_big_allocation_fails(core_board):
     from mpremote.transport import TransportExecError
 

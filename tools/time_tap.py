@@ -6,7 +6,8 @@
 Runs on the board (MicroPython), not on the host: it boots the firmware as main.py does (app.boot.boot(pins)),
 then turns the tap loop itself (Validator.step) and, around the parts boot built, measures per tap:
   detect   the InListPassiveTarget poll that found the card (activation: REQA, anticollision, RATS)
-  card     every card APDU (PN532 InDataExchange: link, radio, the card's own work), count and total
+  card     every card APDU (PN532 InDataExchange: link, radio, the card's own work; for INITIALIZE and DEBIT
+           the PSAM header sent meanwhile), count and total
   psam     what the tap waits for the PSAM (T=0: line, procedure bytes, GET RESPONSE, the PSAM's work), the
            count of start and finish calls (2 per APDU) and total; 8070's work under UPDATE CAPP is not in it
   journal  the journal's appends (intent, outcome, settlement: the flash programs)
@@ -70,6 +71,7 @@ def main():
 
     reader.detect = detect
     _timed(reader, "transceive", 2)
+    _timed(reader, "transceive_during", 2)  # INITIALIZE and DEBIT, with the PSAM's next header sent meanwhile
     if v.sam is not None:
         port = v.sam.port
         if hasattr(port, "finish"):  # T0Psam: transceive is start + finish, and 8070's two halves come apart

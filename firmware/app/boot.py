@@ -60,7 +60,8 @@ class _Fs:
 
 
 class ReaderPort:
-    """Pn532CardPort as the loop wants it: detect() -> bool, present() -> bool, transceive(apdu)."""
+    """Pn532CardPort as the loop wants it: detect() -> bool, present() -> bool, transceive(apdu),
+    transceive_during(apdu, fn) (tunion.card.Purse.meanwhile)."""
 
     def __init__(self, port):
         self.port = port
@@ -73,6 +74,9 @@ class ReaderPort:
 
     def transceive(self, apdu):
         return self.port.transceive(apdu)
+
+    def transceive_during(self, apdu, during):
+        return self.port.transceive_during(apdu, during)  # the PSAM's next header while the card works
 
 
 class ScreenPort:

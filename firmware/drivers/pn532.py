@@ -34,6 +34,7 @@ from adafruit_pn532.adafruit_pn532 import PN532  # pyright: ignore[reportMissing
 
 from tunion.compat import const
 from tunion.errors import CardLost
+from drivers.bytesum import byte_sum
 
 # Frame layout and commands: PN532 User Manual UM0701-02 sections 6.2.1 (frames) and 7 (commands).
 _TFI_HOST = const(0xD4)
@@ -155,10 +156,7 @@ class Pn532Link(PN532):
         tx[6] = cmd
         tx[7 : 7 + la] = a
         tx[7 + la : 7 + la + lb] = b
-        s = _TFI_HOST + cmd
-        for i in range(7, 5 + ln):
-            s += tx[i]
-        tx[5 + ln] = (-s) & 0xFF
+        tx[5 + ln] = (-(_TFI_HOST + cmd + byte_sum(tx, 7, 5 + ln))) & 0xFF
         tx[6 + ln] = 0
         return ln + 7
 
@@ -168,20 +166,17 @@ class Pn532Link(PN532):
 
     def _dcs_ok(self):
         rx = self._rx
-        n = rx[0]
-        s = 0
-        for i in range(2, 3 + n):
-            s += rx[i]
-        return s & 0xFF == 0
+        return byte_sum(rx, 2, 3 + rx[0]) & 0xFF == 0
 
     def _cancel(self):
         # An ACK from the host aborts the command the PN532 is working on (UM0701-02 6.2.1.3).
         self._send_frame(ACK)
         self.cancels += 1
 
-    def command(self, cmd, a=b"", b=b"", timeout_us=1000000):
+    def command(self, cmd, a=b"", b=b"", timeout_us=1000000, during=None):
         """Send D4 cmd a b, take its ACK, return the answer's data length n: `_rx[4 : 4 + n]` is what follows
-        D5 cmd+1. Raises Pn532Error; allocates nothing but for a NACK or a cancel."""
+        D5 cmd+1. `during()` runs once the ACK is in, while the PN532 works (talks to the card). Raises
+        Pn532Error; allocates nothing but for a NACK or a cancel."""
         if self.low_power:  # after the base's power_down(): wake-up and SAMConfiguration first
             self._wakeup()
         n = self._put_frame(cmd, a, b)
@@ -197,6 +192,8 @@ class Pn532Link(PN532):
                 raise Pn532Error("no ACK to command %02X" % cmd)
         else:
             raise Pn532Error("command %02X refused with NACK" % cmd)
+        if during is not None:
+            during()
         deadline = self._deadline(timeout_us)
         tries = 0
         rx = self._rx
@@ -311,6 +308,11 @@ class Pn532CardPort:
         return self.uid
 
     def transceive(self, apdu):
+        return self.transceive_during(apdu, None)
+
+    def transceive_during(self, apdu, during):
+        """transceive(apdu), running during() once while the card works on it (tunion.card.Purse.meanwhile:
+        the PSAM's next command header goes out meanwhile)."""
         if len(apdu) > APDU_MAX:
             raise ValueError("APDU of %d bytes: one InDataExchange frame carries at most %d" % (len(apdu), APDU_MAX))
         pn = self.pn
@@ -319,7 +321,8 @@ class Pn532CardPort:
         data = apdu
         try:
             while True:
-                n = pn.command(CMD_INDATAEXCHANGE, self._tg, data, self.exchange_us)
+                n = pn.command(CMD_INDATAEXCHANGE, self._tg, data, self.exchange_us, during)
+                during = None
                 self.exchanges += 1
                 if n < 1:
                     raise CardLost("PN532 InDataExchange: no status byte")

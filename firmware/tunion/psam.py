@@ -17,7 +17,9 @@ _READ_EF15 = b"\x00\xb0\x95\x00\x0e"  # serial(10) version(1) key card type(1) F
 _READ_EF16 = b"\x00\xb0\x96\x00\x06"  # terminal number, 6 bytes BCD
 _SELECT_DF = b"\x00\xa4\x00\x00\x02\x80\x11"  # the T-Union PSAM application
 _READ_EF17 = b"\x00\xb0\x97\x00\x01"  # byte 0: purchase key index for 8050
-_LC_8070_TWO_LEVELS = const(0x24)  # 20 bytes + 2 factors of 8 (cardSN8 || issuerID8)
+_LC_8070_TWO_LEVELS = const(0x24)
+_HDR_8070 = b"\x80\x70\x00\x00\x24"
+_HDR_8072 = b"\x80\x72\x00\x00\x04"  # 20 bytes + 2 factors of 8 (cardSN8 || issuerID8)
 # 8070 answers meaning "no key for this card's key version / index" (protocol section 3 table: 9403 key index not
 # supported; ISO 7816-4 6A88 referenced data not found): the card is refused, the PSAM is fine.
 _KEY_MISSING_SWS = (0x9403, 0x6A88)
@@ -73,10 +75,22 @@ class Psam:
         self.begin_purchase(random4, counter, amount, ttype, dt7, key_version, alg_id, sn8, issuer8)
         return self.end_purchase()
 
+    def prime_purchase(self):
+        """8070's header ahead, on a port that can prime one (T=0: while the card works on INITIALIZE)."""
+        p = getattr(self.port, "prime", None)
+        if p is not None:
+            p(_HDR_8070)
+
+    def prime_credit(self):
+        """8072's header ahead (T=0: while the card works on DEBIT)."""
+        p = getattr(self.port, "prime", None)
+        if p is not None:
+            p(_HDR_8072)
+
     def begin_purchase(self, random4, counter, amount, ttype, dt7, key_version, alg_id, sn8, issuer8):
         """8070 sent (on a port that can start a command); end_purchase() returns its (ttc, mac1)."""
         a = self._cmd
-        a[0:5] = b"\x80\x70\x00\x00\x24"
+        a[0:5] = _HDR_8070
         a[5:9] = random4
         a[9] = (counter >> 8) & 0xFF
         a[10] = counter & 0xFF
@@ -107,7 +121,7 @@ class Psam:
         """CREDIT SAM FOR PURCHASE (80 72): True when the PSAM verified MAC2, False when it rejected it."""
         self.apdus += 1
         try:
-            r = self.port.transceive(b"\x80\x72\x00\x00\x04" + bytes(mac2))
+            r = self.port.transceive(_HDR_8072 + bytes(mac2))
         except CardLost:
             raise SamError("PSAM 8072: PSAM not answering")
         except (OSError, ValueError) as e:

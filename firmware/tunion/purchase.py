@@ -165,6 +165,7 @@ def _tap(purse, sam, journal, config, state, now):
     if not journal.has_room():
         return _result(O.OOS_RECORDS_FULL, card_no=card_no, detail="journal full")
 
+    purse.meanwhile = sam.prime_purchase  # 8070's fixed header goes to the PSAM while the card works
     s, init_raw = purse.init_purchase(compound, sam.key_index, fare, sam.terminal)
     init = InitAnswer.decode(init_raw) if s == SW_OK else None
     torn = state.pending
@@ -256,6 +257,7 @@ def _update_cache(purse, sam, config, fare, after, dt7):
 def _pay(purse, sam, journal, config, state, now, intent, fare, after, dt7, mac1):
     card_no = intent.card_no
     try:
+        purse.meanwhile = sam.prime_credit  # 8072's header likewise, during the card's DEBIT
         s, tac, mac2 = purse.debit(intent.ttc, dt7, mac1)
     except CardLost as e:
         # DEBIT was sent and its answer is lost: the card may have been debited. Keep the intent open.

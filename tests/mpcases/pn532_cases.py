@@ -258,6 +258,24 @@ def case_long_answer_comes_in_pieces_with_mi():
     assert port.exchanges == 3 and card.apdus == 1  # 252 + 252 + 98 bytes: two MI pieces and the last
 
 
+def case_work_during_an_exchange_runs_once_after_the_ack_while_the_card_works():
+    # transceive_during: the tap's PSAM header goes out while the PN532 talks to the card (tunion.card.Purse
+    # .meanwhile); once per APDU, MI pieces included, after the chip has ACKed and before its answer is read.
+    card = LongCard(600)
+    clock, chip, uart, pn = uart_reader(card)
+    port = Pn532CardPort(pn)
+    assert port.detect()
+    seen = []
+
+    def during():
+        seen.append((port.exchanges - n, pn.frames_in - frames))
+
+    frames, n = pn.frames_in, port.exchanges
+    resp = port.transceive_during(b"\x00\xb0\x00\x00\x00", during)
+    assert len(resp) == 602 and port.exchanges == n + 3
+    assert seen == [(0, 1)]  # the first piece's ACK read, its answer not yet
+
+
 def case_apdu_longer_than_a_frame_is_refused():
     clock, chip, uart, pn = uart_reader(make_card())
     port = Pn532CardPort(pn)
