@@ -33,28 +33,39 @@ CLOCKS = (3571200, 5000000)
 SN8 = b"\x01\x02\x03\x04\x05\x06\x07\x08"
 
 
-def run(atr, hz, pps, compute_us=0, busy_us=0):
+def run(atr, hz, pps, compute_us=0, busy_us=0, windows_us=None):
     """8070 + 8072 on the simulated line. compute_us (a dict by INS): the PSAM's work; busy_us: what the tap does
     between sending 8070 and taking its answer (the card's UPDATE CAPP DATA CACHE), which the PSAM's work and,
-    after a back-to-back write, its body's line time overlap (psam.begin_purchase / end_purchase)."""
+    after a back-to-back write, its body's line time overlap (psam.begin_purchase / end_purchase); windows_us =
+    (INITIALIZE, DEBIT): the card's time in which the two headers are primed (T0Psam.prime): what of a prime fits
+    its window is not on the tap's path."""
     sam = T0Sam(atr=atr, compute_us=compute_us)
     port = T0Psam(sam.uart, sam.pwm, sam.rst, sam.detect, clock_hz=hz, clock=sam.clock, pps=pps)
     t0 = sam.clock.now
     psam = Psam(port).open()
     t_open = sam.clock.now - t0
-    t1, s0, r0 = sam.clock.now, port.sent, port.received
+    s0, r0 = port.sent, port.received
+    hidden = 0
+    if windows_us:
+        t = sam.clock.now
+        psam.prime_purchase()
+        hidden += min(sam.clock.now - t, windows_us[0])
+    t1 = sam.clock.now
     psam.begin_purchase(b"\x11\x22\x33\x44", 7, 200, 0x09, b"\x20\x26\x12\x01\x08\x00\x00",
                         keys.KEY_VERSION, 0, SN8, keys.TEST_ISSUER)
     sam.clock.sleep_us(busy_us)
     ttc, mac1 = psam.end_purchase()
     t2 = sam.clock.now
+    if windows_us:
+        psam.prime_credit()
+        hidden += min(sam.clock.now - t2, windows_us[1])
     ses = crypto.session_key(crypto.card_key(keys.MPK, keys.TEST_ISSUER, SN8), b"\x11\x22\x33\x44", b"\x00\x07",
                              ttc.to_bytes(4, "big"))
     assert psam.credit(crypto.mac2(ses, (200).to_bytes(4, "big")))
     assert not sam.violations, sam.violations
     t3 = sam.clock.now
     return {"baud": port.baud, "open": t_open / 1000, "8070": (t2 - t1 - busy_us) / 1000, "8072": (t3 - t2) / 1000,
-            "both": (t3 - t1 - busy_us) / 1000, "out": port.sent - s0, "in": port.received - r0}
+            "both": (t3 - t0 - t_open - busy_us - hidden) / 1000, "out": port.sent - s0, "in": port.received - r0}
 
 
 def main():

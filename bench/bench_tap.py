@@ -11,9 +11,13 @@
    answers through a canned UART (no simulator work, answers at once) many times.
 3. The model: PN532 link = the tap's frame bytes at 10 bits a byte (HSU) or, for I2C, the I2C driver's own bytes
    and status polls against the chip simulator (bench_pn532); radio, card and PSAM compute are bench_purchase's
-   stated assumptions applied to the APDUs seen on the wire; the PSAM line time is drivers.psam_t0 on the T=0
-   simulator's clock (bench_t0) for each ATR and card clock; CPU on the ESP32 = the interpreter's figure times
-   the notes' factor, 22x (12-33x, shared/notes/board.md). No ESP32 was measured.
+   stated assumptions applied to the APDUs seen on the wire. The PSAM's share is drivers.psam_t0 on the T=0
+   simulator's clock (bench_t0) for each ATR and card clock, with the PSAM's assumed work, less what the tap
+   overlaps: 8070's work under the card's UPDATE CAPP DATA CACHE, and the two primed headers under INITIALIZE
+   and DEBIT (each up to that command's radio + card time). CPU on the ESP32 = the interpreter's figure times
+   the notes' factor, 22x (12-33x, shared/notes/board.md), except: the PN532 checksum loop runs as viper on the
+   board (its interpreter time / VIPER_GAIN, notes: 20-50x), the T=0 pacing loop counts only where it overruns
+   a character's 12 + N etu slot, and the primes' CPU runs while the card works. No ESP32 was measured.
 """
 import json
 import sys
@@ -39,7 +43,8 @@ ATRS = (  # name, ATR, pps (bench_t0's)
 CLOCKS = (3571200, 5000000)
 # The transport PSAM with TC1 = 0: the same commands written back to back, to tell the pacing loop's CPU apart.
 ATR_TRANSPORT_NO_GUARD = bytes.fromhex("3B6C0000") + b"TEST-PSAM-01"
-PSAM_WORK_US = {0x70: 12000, 0x72: 3000}  # PSAM_COMPUTE_MS by command, on the T=0 simulator's clock
+PSAM_WORK_US = {0x70: 12000, 0x72: 3000}
+VIPER_GAIN = 35  # viper over bytecode for a byte loop: 20-50x (shared/notes/board.md, viper DES rounds), middle  # PSAM_COMPUTE_MS by command, on the T=0 simulator's clock
 
 
 # ---- 1. the virtual board's wires ----------------------------------------------------------------------------
@@ -122,7 +127,6 @@ def vboard_tap():
             raise RuntimeError("no charge; the board said:\n" + b.output[-2000:].decode(errors="replace"))
         fig["placed_to_charged_s"] = time.monotonic() - t1
         fig["power_on_to_first_charge_s"] = time.monotonic() - t0
-        n = len(pn_log)
         b.remove_card()
         k = chip.chip.commands.get(0x4A, 0)
         _wait(lambda: chip.chip.commands.get(0x4A, 0) > k + 3)  # back to polling, between taps
@@ -140,7 +144,9 @@ def vboard_tap():
             fig["heap_alloc"], fig["heap_free"] = t.eval("(gc.mem_alloc(), gc.mem_free())")
         finally:
             t.close()
-    frames = _frames(pn[:n])
+    # The whole log, taken after the tap: at the moment the card was charged the DEBIT's answer may still be on
+    # the wire (the 8072 header goes out before it is read). Frames after the last InDataExchange are left out.
+    frames = _frames(pn)
     first = next(k for k, f in enumerate(frames) if f[0] == 0x40)
     found = max(k for k in range(first) if frames[k][0] == 0x4A)
     last = max(k for k, f in enumerate(frames) if f[0] == 0x40)
@@ -167,7 +173,7 @@ def vboard_tap():
     fig.update({"pn532_by_command": by, "pn532_out": sum(f[1] for f in tap), "pn532_in": sum(f[2] for f in tap),
                 "detect_out": tap[0][1], "detect_in": tap[0][2], "apdus": _apdu_frames(tap),
                 "psam_driver_bytes": sw, "psam_line_chars": sr, "psam_card_bytes": sr - sw,
-                "pn532_wire": [(k, d.hex()) for k, d in pn[:n]][-4 * len(tap) - 40:],
+                "pn532_wire": [(k, d.hex()) for k, d in pn][-4 * len(tap) - 80:],
                 "psam_wire": [(k, d.hex()) for k, d in ps]})
     return fig
 
@@ -285,6 +291,14 @@ class FakeClock:
         self.t += us
 
 
+def _now_us():
+    return time.ticks_us() if MICROPYTHON else time.perf_counter_ns() // 1000
+
+
+def _diff_us(a, b):
+    return time.ticks_diff(a, b) if MICROPYTHON else a - b
+
+
 def _now_ms():
     return time.ticks_ms() if MICROPYTHON else int(time.monotonic() * 1000)
 
@@ -355,16 +369,49 @@ def drivers_replay(n=30):
     for _ in range(n):
         pn_tap()
     pn_ms = (_now_ms() - t0) / n - canned.calls / n * _call_ms(canned)
+    sums = _checksum_work(pn_tap)
     paced = _sam_replay(ATR_TRANSPORT, n)
     bulk = _sam_replay(ATR_TRANSPORT_NO_GUARD, n)
-    return {"pn532_cpu_ms": pn_ms, "pn532_heap": pn_heap, "psam_cpu_ms": paced[0], "psam_heap": paced[1],
-            "psam_bulk_cpu_ms": bulk[0], "psam_bulk_heap": bulk[1], "psam_chars_out": paced[2],
-            "apdus": len(lg.apdus), "pn532_uart_calls": canned.calls // n, "psam_uart_calls": paced[3]}
+    return {"pn532_cpu_ms": pn_ms, "pn532_checksum_ms": sums[0], "pn532_checksum_bytes": sums[1],
+            "pn532_checksum_native": sums[2], "pn532_heap": pn_heap, "psam_cpu_ms": paced[0],
+            "psam_prime_cpu_ms": paced[1], "psam_heap": paced[2], "psam_bulk_cpu_ms": bulk[0],
+            "psam_bulk_prime_cpu_ms": bulk[1], "psam_bulk_heap": bulk[2], "psam_chars_out": paced[3] - 10,  # less the two primed headers
+            "apdus": len(lg.apdus), "pn532_uart_calls": canned.calls // n, "psam_uart_calls": paced[4]}
+
+
+def _checksum_work(pn_tap, n=200):
+    """The PN532 driver's checksum loops in one tap: (ms the byte loop of drivers/bytesum.py takes here, bytes
+    summed, whether this interpreter ran the viper version). The board runs drivers/_sum_viper.py instead; the
+    model scales this loop's share by VIPER_GAIN, not by FACTOR."""
+    from drivers import pn532, bytesum
+
+    seen = [0, 0]
+    f = pn532.byte_sum
+
+    def counting(buf, a, b):
+        seen[0] += 1
+        seen[1] += b - a
+        return f(buf, a, b)
+
+    pn532.byte_sum = counting
+    try:
+        pn_tap()
+    finally:
+        pn532.byte_sum = f
+    calls, nbytes = seen
+    buf = bytearray(256)
+    t0 = _now_ms()
+    for _ in range(n):
+        f(buf, 0, 250)
+    per_byte = (_now_ms() - t0) / n / 250.0
+    return nbytes * per_byte, nbytes, bytesum.NATIVE
 
 
 def _sam_replay(atr, n):
-    """8070 (begun and ended, as the tap does) + 8072 on a PSAM with this ATR at 5 MHz, recorded after the open,
-    then replayed n times: (CPU ms, heap bytes, bytes the driver sent, canned UART calls) per tap."""
+    """The tap's PSAM work on a PSAM with this ATR at 5 MHz: 8070's header primed, 8070 begun and ended, 8072's
+    header primed, 8072; recorded after the open, then replayed n times: (CPU ms without the primes, CPU ms of
+    the two primes, which run while the card works on INITIALIZE and DEBIT, heap bytes, bytes the driver sent,
+    canned UART calls) per tap."""
     import gc
     from drivers.psam_t0 import T0Psam
     from sim.t0sam import T0Sam
@@ -379,11 +426,24 @@ def _sam_replay(atr, n):
     sn8 = b"\x01\x02\x03\x04\x05\x06\x07\x08"
     srec.on = True
     sent = sport.sent
+    canned = []
+    primes = [0, 0]  # us, canned UART calls
+
+    def prime(fn):
+        if not canned:
+            return fn()
+        c0, t0 = canned[0].calls, _now_us()
+        fn()
+        primes[0] += _diff_us(_now_us(), t0)
+        primes[1] += canned[0].calls - c0
 
     def sam_tap():
+        prime(psam.prime_purchase)
         psam.begin_purchase(b"\x11\x22\x33\x44", 7, 200, 0x09, b"\x20\x26\x12\x01\x08\x00\x00",
                             keys.KEY_VERSION, 0, sn8, keys.TEST_ISSUER)
-        return psam.end_purchase()
+        r = psam.end_purchase()
+        prime(psam.prime_credit)
+        return r
 
     ttc, mac1 = sam_tap()
     ses = crypto.session_key(crypto.card_key(keys.MPK, keys.TEST_ISSUER, sn8), b"\x11\x22\x33\x44", b"\x00\x07",
@@ -408,42 +468,111 @@ def _sam_replay(atr, n):
     heap = _mem() - m0 - s_canned.alloc
     s_canned.count = False
     s_canned.calls = 0
+    canned.append(s_canned)
     t0 = _now_ms()
     for _ in range(n):
         replay()
-    ms = (_now_ms() - t0) / n - s_canned.calls / n * _call_ms(s_canned)
-    return ms, heap, sent, s_canned.calls // n
+    call = _call_ms(s_canned)
+    ms = (_now_ms() - t0) / n - s_canned.calls / n * call
+    prime_ms = (primes[0] / 1000.0 - primes[1] * call) / n
+    return ms - prime_ms, prime_ms, heap, sent, s_canned.calls // n
 
 
-def interp(runs=3):
+class _Rec:
+    """A port that records its answers (card or SAM), for _Replay."""
+
+    def __init__(self, port):
+        self.port = port
+        self.answers = []
+
+    def transceive(self, apdu):
+        r = self.port.transceive(apdu)
+        self.answers.append(bytes(r))
+        return r
+
+
+class _Replay:
+    """A port that gives the recorded answers back in order, at once."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.k = 0
+        self.calls = 0
+
+    def transceive(self, apdu):
+        self.calls += 1
+        r = self.answers[self.k]
+        self.k += 1
+        return r
+
+
+def core_replay(n=50):
+    """The validator's CPU per tap (ms): n taps of n cards, their card and PSAM answers recorded, then the same n
+    taps on a fresh rig (the same journal history and clock) with every answer given back at once, less the
+    replay ports' own calls. (bench_purchase.measure subtracts a replay of the simulators instead: a difference
+    of two ~3 ms figures, too noisy under load for this model.)"""
+    import gc
+    from sim.card import make_card
+    from sim.rig import Rig
+    from sim import keys
+
+    rig = Rig()
+    sam = _Rec(rig.softsam)
+    rig.psam.port = sam
+    cards = [_Rec(make_card(card_no=keys.TEST_CARD_NO + i, balance=1000000)) for i in range(n + 1)]
+    for c in [cards[n]] + cards[:n]:  # a warm-up tap, then the n
+        if rig.tap(c).status != "PAID":
+            raise RuntimeError("benchmark tap not paid")
+    rig2 = Rig()
+    sam2 = _Replay(sam.answers)
+    rig2.psam.port = sam2
+    ports = [_Replay(c.answers) for c in cards]
+    rig2.tap(ports[n])
+    gc.collect()
+    t0 = _now_us()
+    for i in range(n):
+        r = rig2.tap(ports[i])
+        if r.status != "PAID":
+            raise RuntimeError("replayed tap not paid: %r" % (r,))
+    us = _diff_us(_now_us(), t0)
+    calls = sam2.calls + sum(p.calls for p in ports[:n])
+    probe = _Replay([b"\x90\x00"] * 5000)
+    t1 = _now_us()
+    for _ in range(5000):
+        probe.transceive(b"")
+    per_call = _diff_us(_now_us(), t1) / 5000.0
+    return (us - calls * per_call) / n / 1000.0
+
+
+def interp(runs=5):
     """The interpreter's figures; CPU as the least of `runs` runs (the machine is shared: other work only ever
-    adds time)."""
+    adds time), each a replay of recorded answers (no simulator work inside the timing)."""
     import bench_purchase
 
-    best = None
+    core = bench_purchase.measure(50)  # the heap per tap; its CPU figure is the noisy subtraction
+    best = {"core_heap_max": core["heap_bytes_max"], "core_heap_median": core["heap_bytes_median"],
+            "core_cpu_ms": None, "drivers": None}
     for _ in range(runs):
-        core = bench_purchase.measure(50)
+        c = core_replay()
+        best["core_cpu_ms"] = c if best["core_cpu_ms"] is None else min(best["core_cpu_ms"], c)
         d = drivers_replay()
-        r = {"core_cpu_ms": core["cpu_us_per_tap"] / 1000.0, "core_heap_max": core["heap_bytes_max"],
-             "core_heap_median": core["heap_bytes_median"], "drivers": d}
-        if best is None:
-            best = r
+        if best["drivers"] is None:
+            best["drivers"] = d
         else:
-            best["core_cpu_ms"] = min(best["core_cpu_ms"], r["core_cpu_ms"])
-            for k in ("pn532_cpu_ms", "psam_cpu_ms", "psam_bulk_cpu_ms"):
+            for k in ("pn532_cpu_ms", "psam_cpu_ms", "psam_bulk_cpu_ms", "pn532_checksum_ms", "psam_prime_cpu_ms",
+                      "psam_bulk_prime_cpu_ms"):
                 best["drivers"][k] = min(best["drivers"][k], d[k])
-    best["core_cpu_ms"] = max(best["core_cpu_ms"], 0.0)
     return best
 
 
 # ---- 3. the model --------------------------------------------------------------------------------------------
-def update_capp_ms(v):
-    """What the card's UPDATE CAPP DATA CACHE takes that 8070 overlaps: its radio, the card's work and the
-    PN532's turnaround (bench_purchase's assumptions; its UART bytes are left out, so the overlap is the smaller)."""
+def card_ms(v, ins):
+    """What the card's command `ins` takes that PSAM work can overlap: its radio, the card's work and the PN532's
+    turnaround (bench_purchase's assumptions; its UART bytes are left out, so the overlap is the smaller).
+    UPDATE CAPP (DC): 8070's work; INITIALIZE (50) and DEBIT (54): 8070's and 8072's primed headers."""
     from bench_purchase import card_link_ms
 
-    dc = [f for f in v["apdus"] if f[2] == 0xDC]
-    _, rf, card = card_link_ms(dc, 921600)
+    _, rf, card = card_link_ms([f for f in v["apdus"] if f[2] == ins], 921600)
     return rf + card
 
 
@@ -452,7 +581,9 @@ def cpu_ms(mp, factor, paced, baud, extra_etu=2):
     per-character work (the interpreter's paced replay minus the back-to-back one, per character) runs inside each
     character's 12 + N etu slot while the UART sends the previous one: only what exceeds the slot counts."""
     d = mp["drivers"]
-    base = (mp["core_cpu_ms"] + d["pn532_cpu_ms"] + d["psam_bulk_cpu_ms"]) * factor
+    sums = d["pn532_checksum_ms"] if not d["pn532_checksum_native"] else 0.0  # viper on the board: VIPER_GAIN
+    base = (mp["core_cpu_ms"] + d["pn532_cpu_ms"] - sums + d["psam_bulk_cpu_ms"]) * factor
+    base += sums * factor / VIPER_GAIN
     if not paced:
         return base
     chars = d["psam_chars_out"]
@@ -485,9 +616,10 @@ def model(v, mp, i2c_link_ms, psam_rows):
     return rows
 
 
-def psam_rows(busy_ms):
+def psam_rows(busy_ms, windows_ms):
     """Per ATR and card clock: the line alone (bench_t0), and the PSAM's share of the tap's critical path: line
-    plus its work (PSAM_WORK_US) less what UPDATE CAPP (busy_ms) overlaps after 8070 was sent."""
+    plus its work (PSAM_WORK_US) less what UPDATE CAPP (busy_ms) overlaps after 8070 was sent and what of the two
+    primed headers fits INITIALIZE's and DEBIT's time (windows_ms)."""
     import bench_t0
     from sim.t0sam import ATR_TRANSPORT
 
@@ -497,7 +629,8 @@ def psam_rows(busy_ms):
         for hz in CLOCKS:
             r = bench_t0.run(atr, hz, pps)
             serial = bench_t0.run(atr, hz, pps, PSAM_WORK_US)["both"]
-            path = bench_t0.run(atr, hz, pps, PSAM_WORK_US, int(busy_ms * 1000))["both"]
+            path = bench_t0.run(atr, hz, pps, PSAM_WORK_US, int(busy_ms * 1000),
+                                tuple(int(w * 1000) for w in windows_ms))["both"]
             rows.append({"name": "%s, %.2f MHz, %d baud" % (name, hz / 1e6, r["baud"]), "hz": hz, "baud": r["baud"],
                          "line_ms": r["both"], "out": r["out"], "in": r["in"], "paced": atr == ATR_TRANSPORT,
                          "serial_ms": serial, "path_ms": path, "overlap_ms": serial - path})
@@ -520,10 +653,12 @@ def main(argv=None):
     import bench_pn532
 
     i2c = bench_pn532.one_tap("i2c")["link_ms"]
-    dc_ms = update_capp_ms(v)
-    prs = psam_rows(dc_ms)
+    dc_ms = card_ms(v, 0xDC)
+    windows = (card_ms(v, 0x50), card_ms(v, 0x54))
+    prs = psam_rows(dc_ms, windows)
     rows = model(v, mp, i2c, prs)
-    res = {"vboard": v, "interp": mp, "update_capp_ms": dc_ms, "psam": prs, "model": rows}
+    res = {"vboard": v, "interp": mp, "update_capp_ms": dc_ms, "prime_windows_ms": windows, "psam": prs,
+           "model": rows}
     if "--json" in argv:
         print(json.dumps(res, indent=1))
         return 0
@@ -538,13 +673,17 @@ def main(argv=None):
     print("  heap after boot and the tap (64-bit port): %d allocated, %d free" % (v["heap_alloc"], v["heap_free"]))
     for r in prs:
         print("  bench_t0 %-48s 8070+8072 line %5.1f ms, %d/%d bytes; with the PSAM's 15 ms of work %5.1f ms, %4.1f"
-              " of it under UPDATE CAPP (%.1f ms): %5.1f on the tap's path" % (
-                  r["name"], r["line_ms"], r["out"], r["in"], r["serial_ms"], r["overlap_ms"], dc_ms, r["path_ms"]))
+              " of it under the card's UPDATE CAPP (%.1f ms) and the headers under INITIALIZE and DEBIT (%.1f, %.1f"
+              " ms): %5.1f on the tap's path" % (r["name"], r["line_ms"], r["out"], r["in"], r["serial_ms"],
+                                                 r["overlap_ms"], dc_ms, windows[0], windows[1], r["path_ms"]))
     if mp:
         d = mp["drivers"]
-        print("interpreter (WebAssembly): validator %.2f ms, PN532 driver %.2f ms, T=0 driver %.2f ms per tap"
-              " (%.2f ms written back to back; the rest is the TC1 pacing loop, inside the characters' slots)" % (
-                  mp["core_cpu_ms"], d["pn532_cpu_ms"], d["psam_cpu_ms"], d["psam_bulk_cpu_ms"]))
+        print("interpreter (WebAssembly): validator %.2f ms, PN532 driver %.2f ms (%.2f of it the checksum loop over"
+              " %d bytes, viper on the board: /%d), T=0 driver %.2f ms per tap (%.2f ms written back to back; the"
+              " rest is the TC1 pacing loop, inside the characters' slots) and %.2f ms priming the two headers"
+              " while the card works" % (
+                  mp["core_cpu_ms"], d["pn532_cpu_ms"], d["pn532_checksum_ms"], d["pn532_checksum_bytes"],
+                  VIPER_GAIN, d["psam_cpu_ms"], d["psam_bulk_cpu_ms"], d["psam_prime_cpu_ms"]))
         r0 = [r for r in rows if r["link"] == "HSU 921600"]
         for r in (r0[1], r0[-1]):
             print("  ESP32 CPU at %dx for %s: %.0f ms (%.0f-%.0f over %d-%dx)" % (
