@@ -497,6 +497,15 @@ def test_priming_twice_sends_the_header_once_and_another_command_resets():
     assert sam.softsam.ins_counts[0xA4] == 2
 
 
+def test_a_header_answered_at_once_is_sent_whole_later_after_a_reset():
+    sam, port = link()
+    psam = Psam(port).open()
+    port.prime(bytes.fromhex("8099000004"))  # an instruction this PSAM does not know: a status word at once
+    assert port._primed is None and port.atr is None and port.faults == 0
+    ttc, mac1, ok = purchase(psam)  # cold reset, DF 8011 selected again, then 8070 and 8072 as usual
+    assert ok and sam.atrs == 2 and sam.softsam.ins_counts[0xA4] == 2 and sam.violations == []
+
+
 def test_a_fault_while_priming_shows_at_the_command():
     sam, port = link(stall_at=5)  # the primed 8070 header goes unanswered
     psam = Psam(port).open()

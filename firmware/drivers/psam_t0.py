@@ -235,7 +235,8 @@ class T0Psam(T0Line):
             if self._procedure(True) == _AWAIT:
                 self._primed = bytes(hdr)
             else:
-                self._deactivate()  # an answer to the header alone (a status word): start() sends it whole
+                self._deactivate()  # an answer to the header alone (a status word): start() sends it whole,
+                self._reselect = True  # after a reset and the application selected again
         except (LinkFault, SamError) as e:
             self._prime_fault = e
 
