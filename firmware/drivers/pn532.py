@@ -123,7 +123,8 @@ class Pn532Link(PN532):
     into `_rx`: LEN, LCS, TFI..., DCS, postamble; LCS already checked) and `_byte_us` (wire time of a byte)."""
 
     def _link_init(self, clock):
-        self._clock = default_clock(clock)
+        self._clock = c = default_clock(clock)
+        self._ticks_us, self._ticks_add, self._ticks_diff = c.ticks_us, c.ticks_add, c.ticks_diff  # bound once
         self._tx = bytearray(BUF_SIZE)
         self._tx[2] = 0xFF  # 00 00 FF: preamble and start code, written once
         self._txmv = memoryview(self._tx)
@@ -136,10 +137,10 @@ class Pn532Link(PN532):
         self.cancels = 0
 
     def _deadline(self, us):
-        return self._clock.ticks_add(self._clock.ticks_us(), us)
+        return self._ticks_add(self._ticks_us(), us)
 
     def _expired(self, deadline):
-        return self._clock.ticks_diff(self._clock.ticks_us(), deadline) >= 0
+        return self._ticks_diff(self._ticks_us(), deadline) >= 0
 
     # ---- frames
     def _put_frame(self, cmd, a, b):

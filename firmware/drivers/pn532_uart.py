@@ -115,13 +115,14 @@ class Pn532Uart(Pn532Link):
         u = self._uart
         while got < n:
             a = u.any()
-            late = self._expired(deadline)  # once per turn: what arrived by the deadline is still read
-            if a and (a >= n - got or a >= _CHUNK or late):
-                k = u.readinto(mv[off + got : off + n])
-                if k:
-                    got += k
-            elif late:
-                break
+            if a < n - got and a < _CHUNK:  # not yet: the clock is read only then
+                if not self._expired(deadline):
+                    continue
+                if not a:
+                    break  # what arrived by the deadline is still read; nothing did
+            k = u.readinto(mv[off + got : off + n])
+            if k:
+                got += k
         self.bytes_in += got
         return got
 
@@ -133,12 +134,15 @@ class Pn532Uart(Pn532Link):
         got_len = -1
         # The usual case first: the frame starts with its own 00 00 FF, read in one call once it is there (a tap
         # reads 16 frames; byte by byte that was 100 of the tap's 400 UART calls).
-        while not u.any() >= 3:
+        a = u.any()
+        while a < 3:
             if self._expired(deadline):
-                if not u.any():
+                a = u.any()
+                if not a:
                     return F_NONE
                 break
-        if u.any() >= 3 and u.readinto(self._b3) == 3:
+            a = u.any()
+        if a >= 3 and u.readinto(self._b3) == 3:
             self.bytes_in += 3
             seen = True
             b3 = self._b3
@@ -163,21 +167,22 @@ class Pn532Uart(Pn532Link):
         rx = self._rx
         mv = self._rxmv
         slack = FRAME_SLACK_US
+        # LEN, LCS and one byte more in one read: an ACK's or NACK's postamble, or an answer's TFI (every frame
+        # has at least these three after its start code, so this never reads into the next one).
         if got_len >= 0:
             rx[0] = got_len
-            if self._read_into(mv, 1, 1, self._deadline(self._byte_us + slack)) < 1:
+            if self._read_into(mv, 1, 2, self._deadline(2 * self._byte_us + slack)) < 2:
                 return F_BAD
-        elif self._read_into(mv, 0, 2, self._deadline(2 * self._byte_us + slack)) < 2:
+        elif self._read_into(mv, 0, 3, self._deadline(3 * self._byte_us + slack)) < 3:
             return F_BAD
         ln = rx[0]
         lcs = rx[1]
         if (ln == 0 and lcs == 0xFF) or (ln == 0xFF and lcs == 0):
-            self._read_into(mv, 2, 1, self._deadline(self._byte_us + slack))  # the postamble
             self.frames_in += 1
             return F_ACK if ln == 0 else F_NACK
         if (ln + lcs) & 0xFF:
             return F_BAD  # includes FF FF, an extended frame: the PN532 answers normal frames to normal ones
-        if self._read_into(mv, 2, ln + 2, self._deadline((ln + 2) * self._byte_us + slack)) < ln + 2:
+        if self._read_into(mv, 3, ln + 1, self._deadline((ln + 1) * self._byte_us + slack)) < ln + 1:
             return F_BAD
         self.frames_in += 1
         return F_DATA
