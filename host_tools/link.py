@@ -41,7 +41,11 @@ _PROBE = ("import os, sys\n_w = None\n_m = sys.modules.get('app.service')\n"
           "if _m is not None and _m._V is not None:\n    _w = _m._V.wdt\n"
           "try:\n    os.stat('/main.py')\n    _a = 1\nexcept OSError:\n    _a = 0\n"
           "print('[%d, %d]' % (_a, _m is not None and _m._V is not None))\ndel _m, _a")
-PUT_CHUNK = 2048  # bytes per exec when writing a file: base64 in the code, checked by CRC32 on the board
+# Bytes per exec when writing a file: base64 in the code, checked by CRC32 on the board. 1 KB: a board mid-day
+# has its reserved block (app/main.py) and little else contiguous, and one 2 KB chunk needed ~11 KB there at once
+# (the raw REPL's line buffer growing to 4 KB, the 2.7 KB base64 string, the decoded 2 KB, the last chunk's):
+# "MemoryError allocating 2733 bytes" in CI.
+PUT_CHUNK = 1024
 _SHORTCUT = re.compile(r"^([auc])([0-9])$")  # mpremote's a0/u0/c0 shortcuts (mpremote/main.py)
 _SHORTCUT_DEV = {"a": "/dev/ttyACM", "u": "/dev/ttyUSB", "c": "COM"}
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
