@@ -509,9 +509,11 @@ def test_a_header_answered_at_once_is_sent_whole_later_after_a_reset():
 def test_a_fault_while_priming_shows_at_the_command():
     sam, port = link(stall_at=5)  # the primed 8070 header goes unanswered
     psam = Psam(port).open()
+    t0 = sam.clock.now
     port.prime(HDR_8070)
     ttc, mac1, ok = purchase(psam)  # start() hands the fault to finish(): cold reset, SELECT again, 8070 again
     assert ok and port.faults == 1 and sam.atrs == 2
+    assert sam.clock.now - t0 < 1.5 * port._wwt  # one waiting time lost, not a second one on the mute line
     sam, port = link(stall_at=7)  # 8070, GET RESPONSE, then the primed 8072 header goes unanswered
     psam = Psam(port).open()
     ttc, mac1 = psam.init_purchase(RANDOM4, 7, 200, 0x09, DT7, keys.KEY_VERSION, 0, SN8, keys.TEST_ISSUER)
