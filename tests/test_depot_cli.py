@@ -17,7 +17,7 @@ import time
 import pytest
 
 from host_tools import denylist as dltool
-from host_tools.link import Board
+from host_tools.link import Board, PUT_CHUNK
 from sim.card import SimCard
 from test_link import _dev_board, _more_polls, _polls, _wait
 from test_vboard_app import _board
@@ -212,8 +212,10 @@ def test_a_board_that_stops_answering_mid_provision(vb, files, tmp_path):
     big.write_bytes(data)  # 48 KB: a few seconds of chunks
     mark = len(b.output)
 
-    def switch_off_after_some_chunks():  # each chunk the board takes answers its length ("2048")
-        _wait(lambda: b.output.count(b"\x042048\r\n", mark) >= 5, 60, "five chunks sent")
+    taken = b"\x04%d\r\n" % PUT_CHUNK
+
+    def switch_off_after_some_chunks():  # each chunk the board takes answers its length ("1024")
+        _wait(lambda: b.output.count(taken, mark) >= 10, 60, "ten chunks sent")
         b.power_off()
 
     off = threading.Thread(target=switch_off_after_some_chunks)

@@ -6,11 +6,10 @@ It prints READY once the validator is built: the depot's link (host_tools/link.p
 restarts the app, and before it interrupts a board that is still booting (a Ctrl-C mid-boot leaves no app).
 """
 # First, while the heap is still one free block: the block the depot's session gets (app/service.py _RESERVE).
-# Taken after the imports it would not exist: loading the app leaves the free heap in holes of a few KB. 10 KB:
-# one chunk of the depot's file writes (host_tools/link.py put) needs the raw REPL's 4 KB line buffer, the 2.7 KB
-# base64 string and the 2 KB it decodes to at once, on top of what the previous chunk left (6 KB was too little
-# once: "MemoryError allocating 4096 bytes" in a provision under load).
-_reserve = bytearray(10240)
+# Taken after the imports it would not exist: loading the app leaves the free heap in holes of a few KB. 6 KB: a
+# compile and one 1 KB file chunk (host_tools/link.py put) at a time; 10 KB left boot itself short of a 1 KB
+# block on the virtual board ("MemoryError allocating 1024 bytes" in the demo and the 20,000-record board).
+_reserve = bytearray(6144)
 import pins  # noqa: E402
 from app.boot import boot  # noqa: E402
 
