@@ -397,29 +397,24 @@ class Board:
         import binascii
 
         data = bytes(data)
-        # Nothing a chunk allocates outlives its exec (the file is opened to append and closed, the names are
-        # deleted): after a day of taps the board's one large free block is the one main.py reserved, and what
-        # stays between chunks splits it. Not enough on its own: on the development virtual board, after taps
-        # and twenty interrupted flash reads, a 12 KB put still failed ("MemoryError allocating 1392 bytes"; the
-        # 2 KB chunks before: 2733 bytes). Open; see docs/performance.md "Deploy".
-        self.exec("import binascii, os\nopen(%r, 'wb').close()" % remote_path, deadline)
+        # One open file for the whole put: reopening it to append per chunk would make LittleFS commit and copy
+        # its last block every chunk (flash wear on every deploy) and did not help the heap (see PUT_CHUNK).
+        self.exec("import binascii, os\n_f = open(%r, 'wb')" % remote_path, deadline)
         try:
             for off in range(0, len(data), chunk):
                 part = data[off:off + chunk]
                 got = self.exec(
-                    "with open(%r, 'ab') as _f:\n"
-                    "    _d = binascii.a2b_base64(%r)\n"
-                    "    if len(_d) != %d or binascii.crc32(_d) & 0xFFFFFFFF != %d:\n"
-                    "        raise ValueError('chunk at %d damaged on the way')\n"
-                    "    print(_f.write(_d))\n"
-                    "del _f, _d" % (remote_path, base64.b64encode(part).decode(), len(part),
-                                    binascii.crc32(part) & 0xFFFFFFFF, off), deadline)
+                    "_d = binascii.a2b_base64(%r)\n"
+                    "if len(_d) != %d or binascii.crc32(_d) & 0xFFFFFFFF != %d:\n"
+                    "    raise ValueError('chunk at %d damaged on the way')\n"
+                    "print(_f.write(_d))" % (base64.b64encode(part).decode(), len(part),
+                                            binascii.crc32(part) & 0xFFFFFFFF, off), deadline)
                 if got.strip() != str(len(part)):
                     raise _error("the board wrote %r of %d bytes at %d of %s" % (got.strip(), len(part), off,
                                                                                  remote_path))
                 if progress is not None:
                     progress(off + len(part), len(data))
-            size = self._json("print(os.stat(%r)[6])" % remote_path, deadline)
+            size = self._json("_f.close()\ndel _f\nprint(os.stat(%r)[6])" % remote_path, deadline)
             if size != len(data):
                 raise _error("%s on the board is %d bytes, %d were sent" % (remote_path, size, len(data)))
         except DepotError:

@@ -204,8 +204,8 @@ def test_a_tap_in_progress_finishes_and_the_link_waits_for_it(vb):
 
 def test_the_depot_gets_the_block_the_app_reserved_after_taps(vb):
     """main.py takes 6 KB before the app loads and frees it when the depot's Ctrl-C ends the loop: after taps the
-    depot's commands still find that block (without it the largest hole was 37-188 blocks of 32 bytes on this
-    board, and compiling the depot's second command failed, "MemoryError allocating 1280 bytes")."""
+    depot's commands still find a 6 KB block (without it the largest hole was 37-188 blocks of 32 bytes on
+    this board, and compiling the depot's second command failed, "MemoryError allocating 1280 bytes")."""
     b, chip = vb
     for k in range(3):
         card = SimCard(balance=3000, card_no=3199990000000000060 + k, seed=60 + k)

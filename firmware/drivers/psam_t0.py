@@ -49,13 +49,14 @@ class T0Psam(T0Line):
         r = self._tpdu_start(hdr, body, ne)
         return r if r is not None else self._procedure(False)
 
-    def _tpdu_start(self, hdr, body, ne):
+    def _tpdu_start(self, hdr, body, ne, nb=-1):
         # The header, and the body as the procedure bytes ask for it: None once it is all sent (the card is at
-        # work), or (received, SW1, SW2) when the card answered first.
+        # work), or (received, SW1, SW2) when the card answered first. body None with nb > 0 (prime): _AWAIT
+        # when the card asks for the body.
         self.exchanges += 1
         self._ins = hdr[1]
         self._body = body
-        self._nb = len(body) if body is not None else 0
+        self._nb = nb if nb >= 0 else (len(body) if body is not None else 0)
         self._sent = self._got = 0
         self._ne = ne
         self._send(hdr)
@@ -226,13 +227,7 @@ class T0Psam(T0Line):
                 self._activate(hdr)
             h = self._hdr
             h[0:5] = hdr
-            self.exchanges += 1
-            self._ins = h[1]
-            self._body = None
-            self._nb = h[4]
-            self._sent = self._got = self._ne = 0
-            self._send(h)
-            if self._procedure(True) == _AWAIT:
+            if self._tpdu_start(h, None, 0, h[4]) == _AWAIT:
                 self._primed = bytes(hdr)
             else:
                 self._deactivate()  # an answer to the header alone (a status word): start() sends it whole,
@@ -258,7 +253,7 @@ class T0Psam(T0Line):
                 raise self._fault
             return
         if self._primed is not None:
-            if len(apdu) > 5 and bytes(apdu[0:5]) == self._primed:
+            if len(apdu) > 5 and apdu[0:5] == self._primed:
                 self._primed = None
                 try:
                     self._early = self._feed(memoryview(apdu)[5 : 5 + apdu[4]])

@@ -184,18 +184,9 @@ class T0Line:
                 raise LinkFault("echo: %d of %d bytes came back" % (got, n))
             self._sleep(self._us(1))
         t = self._table
-        if t is None:
-            if e[:n] == data:
-                return
-        else:
-            ok = True
-            for i in range(n):
-                if e[i] != t[data[i]]:
-                    ok = False
-                    break
-            if ok:
-                return
-        for i in range(n):
+        if t is None and e[:n] == data:
+            return
+        for i in range(n):  # the inverse convention's coding, or a mismatch to name
             if e[i] != (t[data[i]] if t else data[i]):
                 raise LinkFault("wrong echo of byte %d (%02X sent): line fault" % (i, data[i]))
 

@@ -4,8 +4,8 @@
     sam.begin_purchase(...); card.update_cache(...); ttc, mac1 = sam.end_purchase()   # 8070 while the card works
 
 A port with start(apdu) / finish() (drivers/psam_t0.py) gets 8070 sent at begin_purchase and answered at
-end_purchase, so the PSAM computes while the tap talks to the card (protocol section 7); any other port (the
-software SAM) answers it whole at end_purchase.
+end_purchase, so the PSAM computes while the tap talks to the card (docs/design.md "8070 while the card takes
+the cache update"); any other port (the software SAM) answers it whole at end_purchase.
 
 Any failure of the PSAM raises SamError: the validator goes out of service (OOS_SAM). Keys never leave it.
 """
@@ -17,9 +17,9 @@ _READ_EF15 = b"\x00\xb0\x95\x00\x0e"  # serial(10) version(1) key card type(1) F
 _READ_EF16 = b"\x00\xb0\x96\x00\x06"  # terminal number, 6 bytes BCD
 _SELECT_DF = b"\x00\xa4\x00\x00\x02\x80\x11"  # the T-Union PSAM application
 _READ_EF17 = b"\x00\xb0\x97\x00\x01"  # byte 0: purchase key index for 8050
-_LC_8070_TWO_LEVELS = const(0x24)
-_HDR_8070 = b"\x80\x70\x00\x00\x24"
-_HDR_8072 = b"\x80\x72\x00\x00\x04"  # 20 bytes + 2 factors of 8 (cardSN8 || issuerID8)
+_LC_8070_TWO_LEVELS = const(0x24)  # 20 bytes + 2 factors of 8 (cardSN8 || issuerID8)
+_HDR_8070 = b"\x80\x70\x00\x00\x24"  # its fixed header, Lc = _LC_8070_TWO_LEVELS
+_HDR_8072 = b"\x80\x72\x00\x00\x04"  # Lc 4: MAC2
 # 8070 answers meaning "no key for this card's key version / index" (protocol section 3 table: 9403 key index not
 # supported; ISO 7816-4 6A88 referenced data not found): the card is refused, the PSAM is fine.
 _KEY_MISSING_SWS = (0x9403, 0x6A88)

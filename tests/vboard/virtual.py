@@ -86,31 +86,27 @@ def read_partitions(csv_path):
     return rows
 
 
-_NATIVE_MARK = b"@micropython.viper"
-
-
 def compile_for_board(files, build):
     """(src, board path) -> (host file to copy, board path): modules become .mpy as they go on a board, named
-    as `tunion-depot deploy` names them (tools/manifest.source_name); /boot.py and /main.py stay source, as a
-    board needs them. Bytecode-only .mpy files are the same bytes for the unix port and -march=xtensawin."""
+    as `tunion-depot deploy` names them (tools/manifest.source_name), built as deploy builds them
+    (-march=xtensawin); /boot.py and /main.py stay source, as a board needs them. Bytecode-only .mpy files are
+    the same bytes for the unix port and -march=xtensawin; native code (viper: drivers/_sum_viper.py) is the
+    ESP32's, which the unix port refuses (ValueError), so the module's Python twin stands in, as
+    drivers/bytesum.py says (tests/test_vboard.py runs the viper source)."""
     from tools.manifest import source_name
     from tools.mpybuild import BuildError, ESP32_MARCH, compile_many
 
-    out, jobs, native = [], [], []
+    out, jobs = [], []
     for src, dest in files:
         src = Path(src)
         if dest.endswith(".py") and dest.count("/") > 1:
             mpy = (Path(build) / dest.lstrip("/")).with_suffix(".mpy")
-            # Native code (viper: drivers/_sum_viper.py) is built for the ESP32 (-march=xtensawin), byte for
-            # byte what deploy puts on a board; the unix port refuses that .mpy (ValueError) and the module's
-            # Python twin stands in, as drivers/bytesum.py says (tests/test_vboard.py runs the viper source).
-            (native if _NATIVE_MARK in src.read_bytes() else jobs).append((src, mpy, source_name(dest)))
+            jobs.append((src, mpy, source_name(dest)))
             out.append((mpy, dest[:-3] + ".mpy"))
         else:
             out.append((src, dest))
     try:
-        compile_many(jobs, march=None)
-        compile_many(native, march=ESP32_MARCH)
+        compile_many(jobs, march=ESP32_MARCH)
     except BuildError as e:
         raise VBoardError(str(e)) from None
     return out
