@@ -72,6 +72,14 @@ class Purse:
 
     def _aid_from_ppse(self, fci):
         # The entry whose AID is the purse AID, or a 16-byte extended form of it (section 1).
+        raw = bytes(fci)
+        i = raw.find(AID)
+        if i >= 2 and raw[i - 2] == _TAG_AID and raw[i - 1] == 8 and raw.find(AID, i + 1) < 0:
+            # The usual FCI, found in C: the AID's bytes once, as a 4F 08 value. The walk below gives the same
+            # answer whenever that holds (an extended form would hold the bytes a second time; a stray copy
+            # outside an entry leaves the walk empty or failing, and select() then sends the plain AID too), and
+            # costs ~55 us a tap on the interpreter (~1.2 ms on an ESP32).
+            return _SELECT_AID
         at = tlv_find(fci, _TAG_ISSUER_DISCRETIONARY)
         if at is None:
             return None

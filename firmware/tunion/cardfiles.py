@@ -5,6 +5,8 @@
 Every decode checks the length and raises CardError on bytes that cannot be the file; fields are plain ints and
 bytes so the rules can use them without knowing the layout.
 """
+from struct import pack_into
+
 from tunion.compat import const, u16, u32, put_u16, put_u32
 from tunion.clock import bcd_int
 from tunion.errors import CardError
@@ -14,6 +16,7 @@ EF17_SIZE = const(60)
 EF18_SIZE = const(23)
 EF1E_SIZE = const(48)
 INIT_SIZE = const(15)
+_EF1E_FMT = ">B8sBHHHBII7s2s8s6s"  # Ef1eRecord: the 48 bytes of section 2, as its decode reads them
 
 
 def _len(raw, n, what):
@@ -192,19 +195,10 @@ class Ef1eRecord:
 
     def encode(self, buf=None):
         b = buf if buf is not None else bytearray(EF1E_SIZE)
-        b[0] = self.ttype
-        b[1:9] = self.terminal
-        b[9] = self.industry
-        put_u16(b, 10, self.line)
-        put_u16(b, 12, self.station)
-        put_u16(b, 14, self.operator)
-        b[16] = self.rfu
-        put_u32(b, 17, self.amount)
-        put_u32(b, 21, self.balance)
-        b[25:32] = self.dt
-        b[32:34] = self.city
-        b[34:42] = self.acquirer
-        b[42:48] = self.rfu6
+        # The section-2 layout in one C call (the tap writes one per payment), values masked as put_u16/put_u32 do.
+        pack_into(_EF1E_FMT, b, 0, self.ttype, self.terminal, self.industry, self.line & 0xFFFF,
+                  self.station & 0xFFFF, self.operator & 0xFFFF, self.rfu, self.amount & 0xFFFFFFFF,
+                  self.balance & 0xFFFFFFFF, self.dt, self.city, self.acquirer, self.rfu6)
         return b
 
 

@@ -55,14 +55,14 @@ def bcd_datetime(secs):
 
 def bcd_int(b):
     """BCD digits as a decimal integer; ValueError when a nibble is not a digit."""
-    v = 0
-    for x in b:
-        hi = x >> 4
-        lo = x & 15
-        if hi > 9 or lo > 9:
-            raise ValueError("not BCD")
-        v = v * 100 + hi * 10 + lo
-    return v
+    # Valid BCD written as hex is its own decimal digits: hex() and int() run in C (EF15's 20 digits: 12 -> 2 us
+    # on the interpreter); a nibble A-F is not a digit.
+    h = bytes(b).hex()
+    if not h:
+        return 0
+    if not h.isdigit():
+        raise ValueError("not BCD")
+    return int(h)
 
 
 def date_int(secs):

@@ -5,7 +5,7 @@
 
 validator.md sections 1-3; the recovery table is in docs/design.md "Recovery". Order: select and read EF15; if this
 card has a torn intent (the open one, or one on the journal's durable unresolved list), ask for the evidence of
-that intent (`recover`); read EF17 and EF1E, decide, INITIALIZE (its counter settles a torn intent the log could
+that intent (`recover`); read EF17 (the denylist searched meanwhile) and EF1E, decide, INITIALIZE (its counter settles a torn intent the log could
 not), PSAM 8070 sent, UPDATE CAPP DATA CACHE while the PSAM works, 8070's answer, append the intent, DEBIT,
 PSAM 8072, append the outcome. Nothing is
 written to the card before the decision says pay; when the evidence is missing the card is never charged.
@@ -16,7 +16,6 @@ from tunion import recovery as R
 from tunion.apdu import SW_OK, SW_INSUFFICIENT_BALANCE, SW_KEY_INDEX, BLOCKED_SWS, sw_name
 from tunion.cardfiles import Ef15, Ef17, Ef1eRecord, InitAnswer, EF1E_SIZE
 from tunion.card import Purse
-from tunion.clock import bcd_datetime
 from tunion.denylist import DenylistError
 from tunion.errors import CardError, CardLost, SamError, SamKeyMissing, JournalError
 from tunion.record import (
@@ -35,6 +34,7 @@ from tunion.record import (
     TTYPE_SIMPLE,
     TTYPE_COMPOUND,
 )
+from tunion.meanwhile import DenylistAhead, PurchaseAhead
 from tunion.rules import decide
 
 # Protocol section 7.8: algorithm IDs this validator can pay with. 00 = 3DES/DES. SM4 (04) is not built.
@@ -152,12 +152,14 @@ def _tap(purse, sam, journal, config, state, now):
     r = recover(purse, sam, journal, config, state, now, ef15)
     if r is not None:
         return r
+    ahead = DenylistAhead(config.denylist, card_no) if config.denylist is not None else None
+    purse.meanwhile = ahead  # the denylist is searched while the card reads out EF17 (off the tap's path)
     ef17 = Ef17.decode(purse.read_ef17())
     compound, ef1e_raw = purse.read_last_ef1e()
     last_ef1e = Ef1eRecord.decode(ef1e_raw) if ef1e_raw is not None else None
     facts = CardFacts(card_no, ef15, ef17, last_ef1e, compound)
 
-    status, fare = decide(facts, config, state, now)
+    status, fare = decide(facts, config, state, now, ahead)
     if status is not None:
         if status == O.REFUSED_DENYLISTED and config.block_denylisted:
             _block(purse, sam, ef15)
@@ -165,7 +167,8 @@ def _tap(purse, sam, journal, config, state, now):
     if not journal.has_room():
         return _result(O.OOS_RECORDS_FULL, card_no=card_no, detail="journal full")
 
-    purse.meanwhile = sam.prime_purchase  # 8070's fixed header goes to the PSAM while the card works
+    ahead = PurchaseAhead(sam, now[0])
+    purse.meanwhile = ahead  # 8070's fixed header goes to the PSAM while the card works, and the date is made
     s, init_raw = purse.init_purchase(compound, sam.key_index, fare, sam.terminal)
     init = InitAnswer.decode(init_raw) if s == SW_OK else None
     torn = state.pending
@@ -191,7 +194,7 @@ def _tap(purse, sam, journal, config, state, now):
     if other is not None:  # a torn tap (another card's, or this card's still unproven): this payment ends it
         _close(journal, other, KIND_UNRESOLVED, FLAG_ABANDONED)
 
-    dt7 = bcd_datetime(now[0])
+    dt7 = ahead.answer()
     ttype = TTYPE_COMPOUND if compound else TTYPE_SIMPLE
     after = init.balance - fare
     # 8070 goes to the PSAM first and is answered after UPDATE CAPP DATA CACHE: the PSAM derives its keys while

@@ -46,6 +46,8 @@ Two small records per payment instead of one large one keep a 4 MB board inside 
 the configuration and two 50,000-entry denylists; validator.md section 4). What many records share (board ID,
 PSAM number, terminal number, line, vehicle, versions) lives once in the journal's segment header.
 """
+from struct import pack_into
+
 from tunion.compat import const, crc32, u32, put_u32
 from tunion.clock import bcd_datetime
 
@@ -54,6 +56,10 @@ VERSION_1 = const(1)  # kinds 1..4 only; still read
 INTENT_SIZE = const(48)
 OUTCOME_SIZE = const(24)
 MAX_SIZE = const(48)
+_INTENT_FMT = ">BBBIQ8sBBBHIIII"  # bytes 0..43 of an intent, as tabled above
+_OUTCOME_FMT = ">BBBBIII4s"  # bytes 0..19 of an outcome
+_U32 = const(0xFFFFFFFF)
+_U64 = 0xFFFFFFFFFFFFFFFF  # not a const(): a big integer
 
 KIND_INTENT = const(1)
 KIND_COMPLETED = const(2)
@@ -216,29 +222,16 @@ class Record:
         b = buf if buf is not None else bytearray(n)
         if self.version == VERSION_1 and self.kind > _LAST_KIND_V1:
             raise RecordError("kind %d needs record format %d" % (self.kind, VERSION))
-        b[0] = self.version
-        b[1] = self.kind
-        b[2] = self.flags & 0xFF
+        # One pack_into per layout (the module docstring's tables): a C call instead of ~40 byte stores, ~40 -> 3 us
+        # on the interpreter for an intent (bench/bench_tap.py). Values are masked as put_u32 masked them.
         if self.kind == KIND_INTENT:
-            put_u32(b, 3, self.seq)
-            put_u32(b, 7, self.card_no >> 32)
-            put_u32(b, 11, self.card_no & 0xFFFFFFFF)
-            b[15:23] = self.issuer
-            b[23] = self.card_type
-            b[24] = self.key_version
-            b[25] = self.alg_id
-            b[26] = (self.counter >> 8) & 0xFF
-            b[27] = self.counter & 0xFF
-            put_u32(b, 28, self.amount)
-            put_u32(b, 32, self.balance)
-            put_u32(b, 36, self.ttc)
-            put_u32(b, 40, self.time)
+            pack_into(_INTENT_FMT, b, 0, self.version, self.kind, self.flags & 0xFF, self.seq & _U32,
+                      self.card_no & _U64, self.issuer, self.card_type, self.key_version, self.alg_id,
+                      self.counter & 0xFFFF, self.amount & _U32, self.balance & _U32, self.ttc & _U32,
+                      self.time & _U32)
         else:
-            b[3] = 0
-            put_u32(b, 4, self.seq)
-            put_u32(b, 8, self.ref)
-            put_u32(b, 12, self.balance)
-            b[16:20] = self.tac
+            pack_into(_OUTCOME_FMT, b, 0, self.version, self.kind, self.flags & 0xFF, 0, self.seq & _U32,
+                      self.ref & _U32, self.balance & _U32, self.tac)
         put_u32(b, n - 4, _crc(b, n - 4))
         if buf is not None:
             return memoryview(b)[:n]

@@ -113,8 +113,10 @@ def fare_for(facts, config, secs, lb=0, local=None):
     return fare
 
 
-def check_card(facts, config, today, local):
-    """The card-only checks (no RAM state) for `today` (YYYYMMDD): an outcome status, or None."""
+def check_card(facts, config, today, local, lookup=None):
+    """The card-only checks (no RAM state) for `today` (YYYYMMDD): an outcome status, or None. `lookup`: the
+    denylist's answer for this card, taken ahead (tunion.purchase: while the card reads out EF17); without it the
+    list is searched here."""
     ef15 = facts.ef15
     # protocol s.7.7: EF15 byte 9 = 00 is not activated; EF17 bytes 8..9 = 0000 on a visiting card is not
     # enabled for interoperation (a local card needs no interoperation flag).
@@ -127,14 +129,15 @@ def check_card(facts, config, today, local):
     if today > ef15.expiry:  # the expiry day itself is still valid
         return outcome.REFUSED_EXPIRED
     dl = config.denylist
-    if dl is not None and dl.contains(facts.card_no):
+    if dl is not None and (dl.contains(facts.card_no) if lookup is None else lookup.answer()):
         return outcome.REFUSED_DENYLISTED
     return None
 
 
-def decide(facts, config, state, now):
+def decide(facts, config, state, now, lookup=None):
     """(status, fare): status None means "pay `fare` fen"; otherwise a refusal, IGNORED_REPEAT, OOS_CLOCK or
-    OOS_CONFIG, and fare is 0."""
+    OOS_CONFIG, and fare is 0. `lookup` (optional): an object whose answer() says whether the card is on the
+    denylist, asked at the denylist's place in the order of checks (tunion.meanwhile.DenylistAhead)."""
     if config is None:
         return outcome.OOS_CONFIG, 0
     secs, ticks = now
@@ -142,7 +145,7 @@ def decide(facts, config, state, now):
     if today < BUILD_DATE:
         return outcome.OOS_CLOCK, 0  # validator.md s.5: a clock before the firmware existed is not set
     local = config.is_local(facts.ef15, facts.ef17)
-    status = check_card(facts, config, today, local)
+    status = check_card(facts, config, today, local, lookup)
     if status is not None:
         return status, 0
     if state is not None and state.is_repeat(facts.card_no, ticks, config.repeat_ms, secs):

@@ -352,6 +352,77 @@ def case_denylisted_card_blocked_when_configured():
         assert r.status == (O.REFUSED_BLOCKED if block else O.REFUSED_DENYLISTED)
 
 
+class _CountingDenylist:
+    """A denylist that says when it was searched: the INS of the card command then in flight (None: between
+    commands), and can fail like a damaged file."""
+
+    def __init__(self, numbers, port=None, error=None):
+        self.numbers = numbers
+        self.port = port
+        self.error = error
+        self.during = []
+
+    def contains(self, card_no):
+        self.during.append(self.port.in_flight if self.port is not None else None)
+        if self.error is not None:
+            raise self.error
+        return card_no in self.numbers
+
+
+class _DuringPort:
+    """A card port with transceive_during, as the PN532's: fn runs while the card has the command."""
+
+    def __init__(self, card):
+        self.card = card
+        self.in_flight = None
+
+    def transceive(self, apdu):
+        return self.transceive_during(apdu, None)
+
+    def transceive_during(self, apdu, fn):
+        self.in_flight = apdu[1] if apdu[1] != 0xB0 else apdu[2]  # READ BINARY: its SFI byte (0x97 = EF17)
+        try:
+            if fn is not None:
+                fn()
+            return self.card.transceive(apdu)
+        finally:
+            self.in_flight = None
+
+
+def case_the_denylist_is_searched_while_the_card_reads_ef17():
+    # validator.md section 6: the lookup (16 file reads on a 50,000-entry list) runs in the card's time for READ
+    # EF17 on a port that can run work meanwhile, once per tap; elsewhere it runs in the decision.
+    from sim.rig import test_config
+    from tunion.denylist import DenylistError
+
+    for listed in (False, True):
+        card = make_card(balance=5000)
+        port = _DuringPort(card)
+        cfg = test_config()
+        cfg.denylist = dl = _CountingDenylist((card.card_no,) if listed else (), port)
+        r = Rig(config=cfg).tap(port)
+        assert r.status == (O.REFUSED_DENYLISTED if listed else O.PAID), r
+        assert dl.during == [0x97], dl.during
+        assert card.balance == (5000 if listed else 4800)
+    card = make_card(balance=5000)  # a port that cannot run work meanwhile: searched in the decision, once
+    cfg = test_config()
+    cfg.denylist = dl = _CountingDenylist((card.card_no,))
+    assert Rig(config=cfg).tap(card).status == O.REFUSED_DENYLISTED and dl.during == [None]
+    # A failing search inside the exchange does not break it: the tap goes out of service at the decision...
+    card = make_card(balance=5000)
+    port = _DuringPort(card)
+    cfg = test_config()
+    cfg.denylist = dl = _CountingDenylist((), port, DenylistError("file ends early"))
+    rig = Rig(config=cfg)
+    r = rig.tap(port)
+    assert r.status == O.OOS_CONFIG and "file ends early" in r.detail and card.balance == 5000, r
+    assert dl.during == [0x97] and rig.records() == []
+    # ...and a clock that is not set is still the reason shown, as when the list is searched in its place.
+    rig = Rig(config=cfg, when=(2020, 1, 1, 8, 0, 0))
+    card.present()
+    assert rig.tap(_DuringPort(card)).status == O.OOS_CLOCK
+
+
 def case_abandoned_intent_forgotten_after_a_while():
     # A card torn during DEBIT whose intent another card's payment closed: back within the window it is not
     # charged again; back much later it is a new ride and pays.
