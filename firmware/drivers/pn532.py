@@ -333,6 +333,8 @@ class Pn532CardPort:
                     e = st & _STATUS_ERR
                     raise CardLost("PN532 InDataExchange: %s (status %02X)" % (ERRORS.get(e, "error"), e))
                 k = n - 1
+                if not total and not st & _STATUS_MI:
+                    return bytes(pn._rxmv[5 : 5 + k])  # one frame (the usual answer): one copy, not two
                 if total + k > len(self._acc):
                     raise CardLost("card answer over %d bytes" % len(self._acc))
                 self._acc[total : total + k] = pn._rxmv[5 : 5 + k]  # a view: no copy of the answer
