@@ -88,11 +88,7 @@ class T0Psam(T0Line):
                         return None
                     continue
                 if self._got < ne:
-                    got = self._got
-                    while got < ne:
-                        rx[got] = self._getc(wwt, "data")
-                        got += 1
-                    self._got = got
+                    self._got = self._getn(self._got, ne, wwt)
                     continue
             elif p == ins ^ 0xFF:
                 if self._sent < nb:

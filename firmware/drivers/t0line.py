@@ -76,6 +76,7 @@ class T0Line:
         self._pend_t = self._pend_us = 0
         self._tx = bytearray(1)
         self._rx = bytearray(256)
+        self._rxmv = memoryview(self._rx)
         self._raw = bytearray(33)
         self._pps_req = bytearray(4)
         self.sent = self.received = self.exchanges = self.apdus = 0
@@ -118,6 +119,23 @@ class T0Line:
         self._last_rx = self._ticks()
         self.received += 1
         return self._table[c] if self._table else c
+
+    def _getn(self, got, n, wait_us):
+        # _rx[got:n] from the card, for the data after an INS procedure byte: in one read when all of it is in
+        # (the board's UART hands a burst over at once), else character by character, each within wait_us (WWT).
+        if self._pend is not None:
+            self._check_echo()
+        if self._table is None and self.uart.any() >= n - got:
+            k = self.uart.readinto(self._rxmv[got:n]) or 0
+            if k:
+                got += k
+                self.received += k
+                self._last_rx = self._ticks()
+        rx = self._rx
+        while got < n:
+            rx[got] = self._getc(wait_us, "data")
+            got += 1
+        return got
 
     def _send(self, data):
         # Writes and returns: the echoes are checked together before the next byte is read (_check_echo), not
