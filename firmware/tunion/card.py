@@ -28,6 +28,15 @@ _P1_CAPP_PURCHASE = const(0x03)
 _P2_EP = const(0x02)
 
 
+def ef15_in_fci(fci):
+    """EF15's 30 bytes from a SELECT answer's tag 9F0C (section 1), or None when it has none of that size;
+    CardError when the FCI is malformed."""
+    at = tlv_find(fci, _TAG_EF15)
+    if at is None or at[1] - at[0] != EF15_SIZE:
+        return None
+    return bytes(fci[at[0] : at[1]])
+
+
 class Purse:
     def __init__(self, port):
         self.port = port
@@ -53,6 +62,12 @@ class Purse:
     def select(self):
         """PPSE then the purse AID, or the AID directly when PPSE fails (section 1). Returns (sw, ef15_raw or None):
         ef15_raw when the SELECT answer carried EF15 in tag 9F0C."""
+        s, fci = self.select_fci()
+        return s, ef15_in_fci(fci) if fci is not None else None
+
+    def select_fci(self):
+        """select() without the answer read: (sw, the SELECT answer's data or None unless 9000), for
+        ef15_in_fci() (the tap runs it while the card reads out EF17: tunion/meanwhile.py)."""
         aid = _SELECT_AID
         try:
             r = self._x(_SELECT_PPSE)
@@ -64,11 +79,7 @@ class Purse:
         s = sw(r)
         if s != SW_OK:
             return s, None
-        fci = data(r)
-        at = tlv_find(fci, _TAG_EF15)
-        if at is None or at[1] - at[0] != EF15_SIZE:
-            return s, None
-        return s, bytes(fci[at[0] : at[1]])
+        return s, data(r)
 
     def _aid_from_ppse(self, fci):
         # The entry whose AID is the purse AID, or a 16-byte extended form of it (section 1).

@@ -2,19 +2,51 @@
 transceive_during (the PN532's: after its ACK, while it talks to the card), and found done by the step after.
 
     ahead = DenylistAhead(config.denylist, card_no)
-    purse.meanwhile = ahead                 # runs during READ EF17, on a PN532 port
-    ef17 = purse.read_ef17()
+    purse.meanwhile = ahead                 # runs during READ RECORD EF1E, on a PN532 port
+    ok, ef1e = purse.read_last_ef1e()
     listed = ahead.answer()                 # ready; searched now if the port never ran it
 
 The card's time is the tap's largest share (docs/performance.md, "Tap-to-beep"): what the next step needs but
 does not depend on the card's answer is done in it. Each job keeps what it raises for the step that needs it:
 nothing may escape into a PN532 exchange, and a job that did not run is done in its place by the step itself.
 """
+from tunion.card import ef15_in_fci
+from tunion.cardfiles import Ef15
 from tunion.clock import bcd_datetime
 
 
+class SelectAhead:
+    """During READ EF17, which the tap sends as soon as SELECT answered 9000 (a read: it changes nothing on the
+    card): EF15 found in the SELECT answer (tag 9F0C) and decoded, ~60 us on the interpreter, ~1.4 ms on an ESP32.
+    answer(purse) -> Ef15, read with READ EF15 when the answer carried none; it raises what finding or decoding
+    raised (CardError for a malformed FCI or EF15, as before)."""
+
+    def __init__(self, fci):
+        self.fci = fci
+        self.ef15 = None
+        self.error = None
+        self.done = False
+
+    def __call__(self):
+        try:
+            raw = ef15_in_fci(self.fci)
+            self.ef15 = Ef15.decode(raw) if raw is not None else None
+        except Exception as e:  # noqa: BLE001 - kept for answer(): nothing may escape into the PN532 exchange
+            self.error = e
+        self.done = True
+
+    def answer(self, purse):
+        if not self.done:
+            self()
+        if self.error is not None:
+            raise self.error
+        if self.ef15 is None:
+            self.ef15 = Ef15.decode(purse.read_ef15())
+        return self.ef15
+
+
 class DenylistAhead:
-    """The denylist's answer for one card, searched during READ EF17: a 50,000-entry list takes ~16 file reads,
+    """The denylist's answer for one card, searched during READ RECORD EF1E: a 50,000-entry list takes ~16 file reads,
     84 us on the interpreter, ~2 ms on an ESP32 (bench/bench_rules.py), out of the decision's way (validator.md
     section 6). answer() searches now when the port never ran it (a port without transceive_during, or a command
     that failed first), and raises what the search raised at the denylist's own place in the order of checks,

@@ -3,9 +3,10 @@
     result = tap(card_port, psam, journal, config, state, now)   # now = (CST seconds, ms tick)
     if result.status == PAID: show(result.fare, result.balance)
 
-validator.md sections 1-3; the recovery table is in docs/design.md "Recovery". Order: select and read EF15; if this
-card has a torn intent (the open one, or one on the journal's durable unresolved list), ask for the evidence of
-that intent (`recover`); read EF17 (the denylist searched meanwhile) and EF1E, decide, INITIALIZE (its counter settles a torn intent the log could
+validator.md sections 1-3; the recovery table is in docs/design.md "Recovery". Order: select, read EF17 (EF15 taken
+from the SELECT answer meanwhile, or read); if this card has a torn intent (the open one, or one on the journal's
+durable unresolved list), ask for the evidence of that intent (`recover`); read EF1E (the denylist searched
+meanwhile), decide, INITIALIZE (its counter settles a torn intent the log could
 not), PSAM 8070 sent, UPDATE CAPP DATA CACHE while the PSAM works, 8070's answer, append the intent, DEBIT,
 PSAM 8072, append the outcome. Nothing is
 written to the card before the decision says pay; when the evidence is missing the card is never charged.
@@ -34,7 +35,7 @@ from tunion.record import (
     TTYPE_SIMPLE,
     TTYPE_COMPOUND,
 )
-from tunion.meanwhile import DenylistAhead, PurchaseAhead
+from tunion.meanwhile import SelectAhead, DenylistAhead, PurchaseAhead
 from tunion.rules import decide
 
 # Protocol section 7.8: algorithm IDs this validator can pay with. 00 = 3DES/DES. SM4 (04) is not built.
@@ -138,12 +139,17 @@ def _close_other(journal, card_no, issuer, now, config):
 
 
 def _tap(purse, sam, journal, config, state, now):
-    s, ef15_raw = purse.select()
+    s, fci = purse.select_fci()
     if s != SW_OK:
         if s in BLOCKED_SWS:
             return _refuse(journal, O.REFUSED_BLOCKED, detail=sw_name(s))
         return _refuse(journal, O.REFUSED_UNSUPPORTED, detail="no T-Union purse: " + sw_name(s))
-    ef15 = Ef15.decode(ef15_raw if ef15_raw is not None else purse.read_ef15())
+    # READ EF17 goes out at once (a read: it changes nothing on the card), and the SELECT answer's EF15 is
+    # found and decoded while the card works on it (tunion/meanwhile.py).
+    first = SelectAhead(fci)
+    purse.meanwhile = first
+    ef17_raw = purse.read_ef17()
+    ef15 = first.answer(purse)
     card_no = ef15.card_no
     other = journal.open_intent()
     if other is not None and now[0] - other.time > config.intent_timeout_s:
@@ -153,8 +159,8 @@ def _tap(purse, sam, journal, config, state, now):
     if r is not None:
         return r
     ahead = DenylistAhead(config.denylist, card_no) if config.denylist is not None else None
-    purse.meanwhile = ahead  # the denylist is searched while the card reads out EF17 (off the tap's path)
-    ef17 = Ef17.decode(purse.read_ef17())
+    purse.meanwhile = ahead  # the denylist is searched while the card reads out its newest EF1E record
+    ef17 = Ef17.decode(ef17_raw)
     compound, ef1e_raw = purse.read_last_ef1e()
     last_ef1e = Ef1eRecord.decode(ef1e_raw) if ef1e_raw is not None else None
     facts = CardFacts(card_no, ef15, ef17, last_ef1e, compound)

@@ -370,11 +370,13 @@ class _CountingDenylist:
 
 
 class _DuringPort:
-    """A card port with transceive_during, as the PN532's: fn runs while the card has the command."""
+    """A card port with transceive_during, as the PN532's: fn runs while the card has the command. `jobs`: (INS or,
+    for READ BINARY, its SFI byte, the job's class name) of each job run."""
 
     def __init__(self, card):
         self.card = card
         self.in_flight = None
+        self.jobs = []
 
     def transceive(self, apdu):
         return self.transceive_during(apdu, None)
@@ -383,15 +385,34 @@ class _DuringPort:
         self.in_flight = apdu[1] if apdu[1] != 0xB0 else apdu[2]  # READ BINARY: its SFI byte (0x97 = EF17)
         try:
             if fn is not None:
+                self.jobs.append((self.in_flight, type(fn).__name__))
                 fn()
             return self.card.transceive(apdu)
         finally:
             self.in_flight = None
 
 
-def case_the_denylist_is_searched_while_the_card_reads_ef17():
+def case_work_runs_while_the_card_works():
+    # docs/performance.md "Tap-to-beep": EF15 is taken from the SELECT answer during READ EF17, the denylist is
+    # searched during READ RECORD EF1E, the date made (and 8070's header primed) during INITIALIZE, 8072's header
+    # primed during DEBIT; the records are those of any tap.
+    from sim.rig import test_config
+
+    card = make_card(balance=5000)
+    port = _DuringPort(card)
+    cfg = test_config()
+    cfg.denylist = _CountingDenylist((), port)
+    rig = Rig(config=cfg)
+    r = rig.tap(port)
+    assert r.status == O.PAID and card.balance == 4800, r
+    assert [j[0] for j in port.jobs] == [0x97, 0xB2, 0x50, 0x54], port.jobs
+    assert [j[1] for j in port.jobs[:3]] == ["SelectAhead", "DenylistAhead", "PurchaseAhead"], port.jobs
+    check_money(rig, card, 5000)
+
+
+def case_the_denylist_is_searched_while_the_card_reads_ef1e():
     # validator.md section 6: the lookup (16 file reads on a 50,000-entry list) runs in the card's time for READ
-    # EF17 on a port that can run work meanwhile, once per tap; elsewhere it runs in the decision.
+    # RECORD EF1E on a port that can run work meanwhile, once per tap; elsewhere it runs in the decision.
     from sim.rig import test_config
     from tunion.denylist import DenylistError
 
@@ -402,7 +423,7 @@ def case_the_denylist_is_searched_while_the_card_reads_ef17():
         cfg.denylist = dl = _CountingDenylist((card.card_no,) if listed else (), port)
         r = Rig(config=cfg).tap(port)
         assert r.status == (O.REFUSED_DENYLISTED if listed else O.PAID), r
-        assert dl.during == [0x97], dl.during
+        assert dl.during == [0xB2], dl.during
         assert card.balance == (5000 if listed else 4800)
     card = make_card(balance=5000)  # a port that cannot run work meanwhile: searched in the decision, once
     cfg = test_config()
@@ -416,11 +437,33 @@ def case_the_denylist_is_searched_while_the_card_reads_ef17():
     rig = Rig(config=cfg)
     r = rig.tap(port)
     assert r.status == O.OOS_CONFIG and "file ends early" in r.detail and card.balance == 5000, r
-    assert dl.during == [0x97] and rig.records() == []
+    assert dl.during == [0xB2] and rig.records() == []
     # ...and a clock that is not set is still the reason shown, as when the list is searched in its place.
     rig = Rig(config=cfg, when=(2020, 1, 1, 8, 0, 0))
     card.present()
     assert rig.tap(_DuringPort(card)).status == O.OOS_CLOCK
+
+
+def case_a_malformed_select_answer_read_meanwhile_is_a_card_error():
+    # The SELECT answer is read during READ EF17: a malformed FCI still ends the tap CARD_ERROR, nothing written,
+    # nothing charged, on both kinds of port.
+    class BadFci:  # the purse's SELECT answer with its 84 length byte spoilt (runs past the FCI)
+        def __init__(self, card):
+            self.card = card
+
+        def transceive(self, apdu):
+            r = self.card.transceive(apdu)
+            return r[:3] + b"\x7f" + r[4:] if r[:3] == b"\x6f\x31\x84" else r
+
+    for during in (False, True):
+        card = make_card(balance=5000)
+        port = _DuringPort(BadFci(card)) if during else BadFci(card)
+        rig = Rig()
+        r = rig.tap(port)
+        assert r.status == O.CARD_ERROR and "TLV" in r.detail, (during, r)
+        assert card.balance == 5000 and card.counter == 0 and rig.records() == [], (during, r)
+        if during:
+            assert port.jobs == [(0x97, "SelectAhead")], port.jobs
 
 
 def case_abandoned_intent_forgotten_after_a_while():
