@@ -25,7 +25,7 @@ except ImportError:  # CPython from a checkout
 from tunion.flashjournal import FlashJournal
 from tunion.segment import SegmentHeader
 from tunion.record import Record, KIND_INTENT, KIND_COMPLETED, KIND_UNRESOLVED, KIND_SETTLED, FLAG_ABANDONED
-from sim.nor import NorFlash
+from sim.nor import NorFlash, BareFlash
 
 MICROPYTHON = sys.implementation.name == "micropython"
 JOURNAL_SECTORS = 224  # 0xE0000 / 4096 (boards/esp32-generic/partitions.csv)
@@ -42,32 +42,6 @@ def diff_us(a, b):
     if MICROPYTHON:
         return time.ticks_diff(a, b)
     return a - b
-
-
-class BareFlash:
-    """Just memory: times the journal's own work without the simulator's per-byte NOR checks."""
-
-    def __init__(self, sectors, ss=4096):
-        self.ss = ss
-        self.n = sectors
-        self.mem = bytearray(b"\xff" * (sectors * ss))
-
-    def readblocks(self, block, buf, offset=0):
-        a = block * self.ss + offset
-        buf[:] = self.mem[a : a + len(buf)]
-
-    def writeblocks(self, block, buf, offset=0):
-        a = block * self.ss + offset
-        self.mem[a : a + len(buf)] = buf
-
-    def ioctl(self, op, arg=0):
-        if op == 4:
-            return self.n
-        if op == 5:
-            return self.ss
-        if op == 6:
-            self.mem[arg * self.ss : (arg + 1) * self.ss] = b"\xff" * self.ss
-        return 0
 
 
 def append_time(taps=300, sectors=16):

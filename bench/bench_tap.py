@@ -370,13 +370,37 @@ def drivers_replay(n=30):
         pn_tap()
     pn_ms = (_now_ms() - t0) / n - canned.calls / n * _call_ms(canned)
     sums = _checksum_work(pn_tap)
+    ack_ms = _ack_work(pn) * (1 + len(lg.apdus))  # one ACK per command: InListPassiveTarget and the APDUs
     paced = _sam_replay(ATR_TRANSPORT, n)
     bulk = _sam_replay(ATR_TRANSPORT_NO_GUARD, n)
-    return {"pn532_cpu_ms": pn_ms, "pn532_checksum_ms": sums[0], "pn532_checksum_bytes": sums[1],
+    return {"pn532_cpu_ms": pn_ms, "pn532_ack_ms": ack_ms, "pn532_checksum_ms": sums[0], "pn532_checksum_bytes": sums[1],
             "pn532_checksum_native": sums[2], "pn532_heap": pn_heap, "psam_cpu_ms": paced[0],
             "psam_prime_cpu_ms": paced[1], "psam_heap": paced[2], "psam_bulk_cpu_ms": bulk[0],
             "psam_bulk_prime_cpu_ms": bulk[1], "psam_bulk_heap": bulk[2], "psam_chars_out": paced[3] - 10,  # less the two primed headers
             "apdus": len(lg.apdus), "pn532_uart_calls": canned.calls // n, "psam_uart_calls": paced[4]}
+
+
+def _ack_work(pn, n=2000):
+    """What the PN532 driver spends on one ACK (ms): reading and checking it, from a canned UART that holds one
+    at once, less the canned UART's calls. In a tap this runs after the command frame went out, while the PN532
+    sends the command to the card and the card works (command(): the ACK, then `during`, then the wait for the
+    answer), so the model counts it in the card's time, as the primes."""
+    from drivers.pn532 import ACK
+
+    canned = Canned([ACK] * n)
+    real = pn._uart
+    pn._uart = canned
+    try:
+        canned.calls = 0
+        t0 = _now_ms()
+        for _ in range(n):
+            canned.write(b"")
+            pn._read_raw(pn._deadline(30000), True)
+        ms = _now_ms() - t0
+        calls = canned.calls
+    finally:
+        pn._uart = real
+    return (ms - calls * _call_ms(canned)) / n
 
 
 def _checksum_work(pn_tap, n=200):
@@ -460,6 +484,7 @@ def _sam_replay(atr, n):
         sam_tap()
         psam.credit(mac2)
 
+    client_ms = _sam_client_work(ttc, mac1, mac2, sn8, n)
     replay()
     gc.collect()
     s_canned.count, s_canned.alloc = True, 0
@@ -475,7 +500,41 @@ def _sam_replay(atr, n):
     call = _call_ms(s_canned)
     ms = (_now_ms() - t0) / n - s_canned.calls / n * call
     prime_ms = (primes[0] / 1000.0 - primes[1] * call) / n
-    return ms - prime_ms, prime_ms, heap, sent, s_canned.calls // n
+    return max(0.0, ms - prime_ms - client_ms), prime_ms, heap, sent, s_canned.calls // n
+
+
+class _ClientOnly:
+    """A SAM port that answers at once, for the PSAM client's own work (tunion/psam.py): the core replay counts
+    that already, so the T=0 figure leaves it out."""
+
+    def __init__(self, a70):
+        self.a70 = a70
+
+    def prime(self, hdr):
+        pass
+
+    def start(self, apdu):
+        pass
+
+    def finish(self):
+        return self.a70
+
+    def transceive(self, apdu):
+        return b"\x90\x00"
+
+
+def _sam_client_work(ttc, mac1, mac2, sn8, n):
+    from sim import keys
+    from tunion.psam import Psam
+
+    psam = Psam(_ClientOnly(ttc.to_bytes(4, "big") + bytes(mac1) + b"\x90\x00"))
+    t0 = _now_ms()
+    for _ in range(n):  # the primes are timed apart (in the card's time), as in _sam_replay
+        psam.begin_purchase(b"\x11\x22\x33\x44", 7, 200, 0x09, b"\x20\x26\x12\x01\x08\x00\x00",
+                            keys.KEY_VERSION, 0, sn8, keys.TEST_ISSUER)
+        psam.end_purchase()
+        psam.credit(mac2)
+    return (_now_ms() - t0) / n
 
 
 class _Rec:
@@ -492,12 +551,14 @@ class _Rec:
 
 
 class _Replay:
-    """A port that gives the recorded answers back in order, at once."""
+    """A port that gives the recorded answers back in order, at once; on transceive_during it runs the job as the
+    PN532 port does (after the ACK, before the answer), and counts it."""
 
     def __init__(self, answers):
         self.answers = answers
         self.k = 0
         self.calls = 0
+        self.jobs = 0
 
     def transceive(self, apdu):
         self.calls += 1
@@ -505,25 +566,62 @@ class _Replay:
         self.k += 1
         return r
 
+    def transceive_during(self, apdu, fn):
+        if fn is not None:
+            fn()
+            self.jobs += 1
+        return self.transceive(apdu)
 
-def core_replay(n=50):
+
+def _denylist_config():
+    """The rig's configuration with bench_rules's 50,000-entry denylist installed on this interpreter's
+    filesystem (none of the bench's cards is on it): every tap searches it, as on a bus."""
+    import bench_rules
+    from sim.rig import test_config
+    from tunion.denylist import Denylist
+
+    path = bench_rules.workdir() + "/bench_tap_denylist.bin"
+    bench_rules.build(path)
+    cfg = test_config()
+    cfg.denylist = Denylist(path)
+    return cfg
+
+
+def _board_journal():
+    """The board's journal code (tunion.flashjournal, on the raw partition) over sim.nor.BareFlash: plain
+    memory, so the journal's own Python is timed and a flash simulator's checks are not (the page programs are
+    the model's FLASH_MS)."""
+    from sim import keys
+    from sim.nor import BareFlash
+    from tunion.flashjournal import FlashJournal
+    from tunion.segment import SegmentHeader
+
+    hdr = SegmentHeader(b"\x24\x0a\xc4\x11\x22\x33", keys.TEST_PSAM_SERIAL, keys.TEST_TERMINAL, "B12", "10086", 7)
+    j = FlashJournal(BareFlash(16), hdr)
+    j.prepare()
+    return j
+
+
+def core_replay(n=50, cfg=None):
     """The validator's CPU per tap (ms): n taps of n cards, their card and PSAM answers recorded, then the same n
-    taps on a fresh rig (the same journal history and clock) with every answer given back at once, less the
-    replay ports' own calls. (bench_purchase.measure subtracts a replay of the simulators instead: a difference
-    of two ~3 ms figures, too noisy under load for this model.)"""
+    taps on a fresh rig (the same journal history and clock; the board's flash journal, _board_journal) with every answer given back at once, less the
+    replay ports' own calls: (serial ms, ms of the jobs run while the card works: tunion/meanwhile.py, the
+    denylist search during READ EF17 and the date during INITIALIZE; the PSAM primes are no-ops here, the T=0
+    replay times them). (bench_purchase.measure subtracts a replay
+    of the simulators instead: a difference of two ~3 ms figures, too noisy under load for this model.)"""
     import gc
     from sim.card import make_card
     from sim.rig import Rig
     from sim import keys
 
-    rig = Rig()
+    rig = Rig(journal=_board_journal(), config=cfg)
     sam = _Rec(rig.softsam)
     rig.psam.port = sam
     cards = [_Rec(make_card(card_no=keys.TEST_CARD_NO + i, balance=1000000)) for i in range(n + 1)]
     for c in [cards[n]] + cards[:n]:  # a warm-up tap, then the n
         if rig.tap(c).status != "PAID":
             raise RuntimeError("benchmark tap not paid")
-    rig2 = Rig()
+    rig2 = Rig(journal=_board_journal(), config=cfg)
     sam2 = _Replay(sam.answers)
     rig2.psam.port = sam2
     ports = [_Replay(c.answers) for c in cards]
@@ -536,12 +634,32 @@ def core_replay(n=50):
             raise RuntimeError("replayed tap not paid: %r" % (r,))
     us = _diff_us(_now_us(), t0)
     calls = sam2.calls + sum(p.calls for p in ports[:n])
+    jobs = sum(p.jobs for p in ports[:n])
+    want = 3 if rig2.config.denylist is not None else 2  # (the denylist,) INITIALIZE's, DEBIT's
+    if jobs != want * n:
+        raise RuntimeError("the taps ran %d jobs while the card worked, not %d a tap" % (jobs, want))
     probe = _Replay([b"\x90\x00"] * 5000)
     t1 = _now_us()
     for _ in range(5000):
         probe.transceive(b"")
     per_call = _diff_us(_now_us(), t1) / 5000.0
-    return (us - calls * per_call) / n / 1000.0
+    during = _jobs_us(rig2, [keys.TEST_CARD_NO + i for i in range(n)], 10) * n  # the clock ticks in ms here
+    return (us - during - calls * per_call) / n / 1000.0, during / n / 1000.0
+
+
+def _jobs_us(rig, card_nos, rounds):
+    """What the tap's jobs in the card's time take (us a tap), timed alone over many runs: the denylist search
+    (DenylistAhead) and INITIALIZE's (PurchaseAhead: the date; the prime is the T=0 replay's)."""
+    from tunion.meanwhile import DenylistAhead, PurchaseAhead
+
+    dl = rig.config.denylist
+    t0 = _now_us()
+    for _ in range(rounds):
+        for c in card_nos:
+            if dl is not None:
+                DenylistAhead(dl, c)()
+            PurchaseAhead(rig.psam, rig.secs)()
+    return _diff_us(_now_us(), t0) / float(rounds * len(card_nos))
 
 
 def interp(runs=5):
@@ -551,15 +669,19 @@ def interp(runs=5):
 
     core = bench_purchase.measure(50)  # the heap per tap; its CPU figure is the noisy subtraction
     best = {"core_heap_max": core["heap_bytes_max"], "core_heap_median": core["heap_bytes_median"],
-            "core_cpu_ms": None, "drivers": None}
+            "core_cpu_ms": None, "core_during_ms": None, "drivers": None}
+    cfg = _denylist_config()
     for _ in range(runs):
-        c = core_replay()
-        best["core_cpu_ms"] = c if best["core_cpu_ms"] is None else min(best["core_cpu_ms"], c)
+        c, during = core_replay(200, cfg)
+        if best["core_cpu_ms"] is None or c < best["core_cpu_ms"]:
+            best["core_cpu_ms"] = c
+        if best["core_during_ms"] is None or during < best["core_during_ms"]:
+            best["core_during_ms"] = during
         d = drivers_replay()
         if best["drivers"] is None:
             best["drivers"] = d
         else:
-            for k in ("pn532_cpu_ms", "psam_cpu_ms", "psam_bulk_cpu_ms", "pn532_checksum_ms", "psam_prime_cpu_ms",
+            for k in ("pn532_cpu_ms", "pn532_ack_ms", "psam_cpu_ms", "psam_bulk_cpu_ms", "pn532_checksum_ms", "psam_prime_cpu_ms",
                       "psam_bulk_prime_cpu_ms"):
                 best["drivers"][k] = min(best["drivers"][k], d[k])
     return best
@@ -582,7 +704,8 @@ def cpu_ms(mp, factor, paced, baud, extra_etu=2):
     character's 12 + N etu slot while the UART sends the previous one: only what exceeds the slot counts."""
     d = mp["drivers"]
     sums = d["pn532_checksum_ms"] if not d["pn532_checksum_native"] else 0.0  # viper on the board: VIPER_GAIN
-    base = (mp["core_cpu_ms"] + d["pn532_cpu_ms"] - sums + d["psam_bulk_cpu_ms"]) * factor
+    # The ACKs are read while the card works (in_card_ms): not on the path.
+    base = (mp["core_cpu_ms"] + d["pn532_cpu_ms"] - d["pn532_ack_ms"] - sums + d["psam_bulk_cpu_ms"]) * factor
     base += sums * factor / VIPER_GAIN
     if not paced:
         return base
@@ -590,6 +713,13 @@ def cpu_ms(mp, factor, paced, baud, extra_etu=2):
     per_char = max(0.0, d["psam_cpu_ms"] - d["psam_bulk_cpu_ms"]) / chars * factor
     slot = (12 + extra_etu) * 1000.0 / baud
     return base + chars * max(0.0, per_char - slot)
+
+
+def in_card_ms(mp, factor):
+    """The ESP32's CPU that runs while the card works, at `factor`: (the ACKs, the core's jobs: the denylist search
+    during READ EF17 and the date during INITIALIZE, the two PSAM primes during INITIALIZE and DEBIT)."""
+    d = mp["drivers"]
+    return d["pn532_ack_ms"] * factor, mp["core_during_ms"] * factor, d["psam_prime_cpu_ms"] * factor
 
 
 def model(v, mp, i2c_link_ms, psam_rows):
@@ -678,12 +808,18 @@ def main(argv=None):
                                                  r["overlap_ms"], dc_ms, windows[0], windows[1], r["path_ms"]))
     if mp:
         d = mp["drivers"]
-        print("interpreter (WebAssembly): validator %.2f ms, PN532 driver %.2f ms (%.2f of it the checksum loop over"
-              " %d bytes, viper on the board: /%d), T=0 driver %.2f ms per tap (%.2f ms written back to back; the"
-              " rest is the TC1 pacing loop, inside the characters' slots) and %.2f ms priming the two headers"
-              " while the card works" % (
-                  mp["core_cpu_ms"], d["pn532_cpu_ms"], d["pn532_checksum_ms"], d["pn532_checksum_bytes"],
-                  VIPER_GAIN, d["psam_cpu_ms"], d["psam_bulk_cpu_ms"], d["psam_prime_cpu_ms"]))
+        print("interpreter (WebAssembly): validator %.2f ms on the path and %.2f ms while the card works (the"
+              " 50,000-entry denylist searched during READ EF17, the date during INITIALIZE), PN532 driver %.2f ms"
+              " (%.2f of it the ACKs, read while the card works; %.2f the checksum loop over %d bytes, viper on the"
+              " board: /%d), T=0 driver %.2f ms per tap (%.2f ms written back to back; the rest is the TC1 pacing"
+              " loop, inside the characters' slots) and %.2f ms priming the two headers while the card works" % (
+                  mp["core_cpu_ms"], mp["core_during_ms"], d["pn532_cpu_ms"], d["pn532_ack_ms"],
+                  d["pn532_checksum_ms"], d["pn532_checksum_bytes"], VIPER_GAIN, d["psam_cpu_ms"],
+                  d["psam_bulk_cpu_ms"], d["psam_prime_cpu_ms"]))
+        acks, jobs, primes = in_card_ms(mp, FACTOR_HI)
+        print("  in the card's time at %dx: ACKs %.1f ms over 8 commands, the denylist and date %.1f ms (READ EF17"
+              " and INITIALIZE: %.1f and %.1f ms), the primes %.1f ms (INITIALIZE and DEBIT)" % (
+                  FACTOR_HI, acks, jobs, card_ms(v, 0xB0), windows[0], primes))
         r0 = [r for r in rows if r["link"] == "HSU 921600"]
         for r in (r0[1], r0[-1]):
             print("  ESP32 CPU at %dx for %s: %.0f ms (%.0f-%.0f over %d-%dx)" % (

@@ -1,6 +1,7 @@
 """Simulated NOR flash with the block protocol of esp32.Partition, strict about NOR rules, countable and cuttable.
 
     nor = NorFlash(16)                             # 16 sectors of 4096 bytes, erased (0xFF)
+    bare = BareFlash(16)                           # the same protocol in plain memory, for benchmarks
     nor.writeblocks(3, b"\\x01\\x02", 8)            # program: bits only go 1 -> 0 (new = old AND data)
     nor.ioctl(6, 3)                                # erase sector 3 to 0xFF
     nor.programs, nor.erases, nor.conflicts        # counted; conflicts = programs that wanted a 0 -> 1
@@ -165,3 +166,30 @@ def cuts_for(op):
         n = len(op[2])
         return (("prog", n // 3), ("prog", n - 1, 0x0F))
     return (("erase", "front"), ("erase", "back"), ("erase", "noise"))
+
+
+class BareFlash:
+    """Just memory with the same block protocol, no NOR rules, counts or cuts: benchmarks time the journal's own
+    work with it (bench/bench_journal.py, bench/bench_tap.py), not the simulator's per-byte checks."""
+
+    def __init__(self, sectors, ss=4096):
+        self.ss = ss
+        self.n = sectors
+        self.mem = bytearray(b"\xff" * (sectors * ss))
+
+    def readblocks(self, block, buf, offset=0):
+        a = block * self.ss + offset
+        buf[:] = self.mem[a : a + len(buf)]
+
+    def writeblocks(self, block, buf, offset=0):
+        a = block * self.ss + offset
+        self.mem[a : a + len(buf)] = buf
+
+    def ioctl(self, op, arg=0):
+        if op == _IOCTL_COUNT:
+            return self.n
+        if op == _IOCTL_SIZE:
+            return self.ss
+        if op == _IOCTL_ERASE:
+            self.mem[arg * self.ss : (arg + 1) * self.ss] = b"\xff" * self.ss
+        return 0
