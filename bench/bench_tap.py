@@ -605,9 +605,9 @@ def _board_journal():
 def core_replay(n=50, cfg=None):
     """The validator's CPU per tap (ms): n taps of n cards, their card and PSAM answers recorded, then the same n
     taps on a fresh rig (the same journal history and clock; the board's flash journal, _board_journal) with every answer given back at once, less the
-    replay ports' own calls: (serial ms, ms of the jobs run while the card works: tunion/meanwhile.py, the
-    denylist search during READ EF17 and the date during INITIALIZE; the PSAM primes are no-ops here, the T=0
-    replay times them). (bench_purchase.measure subtracts a replay
+    replay ports' own calls: (serial ms, ms of the jobs run while the card works: tunion/meanwhile.py, EF15 from
+    the SELECT answer during READ EF17, the denylist search during READ RECORD EF1E and the date during
+    INITIALIZE; the PSAM primes are no-ops here, the T=0 replay times them). (bench_purchase.measure subtracts a replay
     of the simulators instead: a difference of two ~3 ms figures, too noisy under load for this model.)"""
     import gc
     from sim.card import make_card
@@ -635,7 +635,7 @@ def core_replay(n=50, cfg=None):
     us = _diff_us(_now_us(), t0)
     calls = sam2.calls + sum(p.calls for p in ports[:n])
     jobs = sum(p.jobs for p in ports[:n])
-    want = 3 if rig2.config.denylist is not None else 2  # (the denylist,) INITIALIZE's, DEBIT's
+    want = 4 if rig2.config.denylist is not None else 3  # SELECT answer's, (the denylist,) INITIALIZE's, DEBIT's
     if jobs != want * n:
         raise RuntimeError("the taps ran %d jobs while the card worked, not %d a tap" % (jobs, want))
     probe = _Replay([b"\x90\x00"] * 5000)
@@ -643,23 +643,40 @@ def core_replay(n=50, cfg=None):
     for _ in range(5000):
         probe.transceive(b"")
     per_call = _diff_us(_now_us(), t1) / 5000.0
-    during = _jobs_us(rig2, [keys.TEST_CARD_NO + i for i in range(n)], 10) * n  # the clock ticks in ms here
-    return (us - during - calls * per_call) / n / 1000.0, during / n / 1000.0
+    jobs_us = _jobs_us(rig2, [c.answers[1] for c in cards[:n]], 10)  # alone: the clock ticks in ms here
+    during = sum(jobs_us.values()) * n
+    return (us - during - calls * per_call) / n / 1000.0, dict((j, jobs_us[j] / 1000.0) for j in jobs_us)
 
 
-def _jobs_us(rig, card_nos, rounds):
-    """What the tap's jobs in the card's time take (us a tap), timed alone over many runs: the denylist search
-    (DenylistAhead) and INITIALIZE's (PurchaseAhead: the date; the prime is the T=0 replay's)."""
-    from tunion.meanwhile import DenylistAhead, PurchaseAhead
+def _jobs_us(rig, selects, rounds):
+    """What the tap's jobs in the card's time take (us a tap each), timed alone over many runs for the cards whose
+    SELECT answers these are: {"select": EF15 from the SELECT answer (SelectAhead, READ EF17's time), "denylist":
+    the search (DenylistAhead, READ RECORD EF1E's), "date": PurchaseAhead (INITIALIZE's; its prime is the T=0
+    replay's)}."""
+    from tunion.apdu import data
+    from tunion.meanwhile import SelectAhead, DenylistAhead, PurchaseAhead
 
     dl = rig.config.denylist
+    fcis = [data(r) for r in selects]
+    k = float(rounds * len(fcis))
     t0 = _now_us()
+    firsts = []
     for _ in range(rounds):
-        for c in card_nos:
-            if dl is not None:
-                DenylistAhead(dl, c)()
-            PurchaseAhead(rig.psam, rig.secs)()
-    return _diff_us(_now_us(), t0) / float(rounds * len(card_nos))
+        for fci in fcis:
+            first = SelectAhead(fci)
+            first()
+            firsts.append(first)
+    out = {"select": _diff_us(_now_us(), t0) / k, "denylist": 0.0}
+    if dl is not None:
+        t0 = _now_us()
+        for first in firsts:
+            DenylistAhead(dl, first.ef15.card_no)()
+        out["denylist"] = _diff_us(_now_us(), t0) / k
+    t0 = _now_us()
+    for _ in firsts:
+        PurchaseAhead(rig.psam, rig.secs)()
+    out["date"] = _diff_us(_now_us(), t0) / k
+    return out
 
 
 def interp(runs=5):
@@ -675,8 +692,10 @@ def interp(runs=5):
         c, during = core_replay(200, cfg)
         if best["core_cpu_ms"] is None or c < best["core_cpu_ms"]:
             best["core_cpu_ms"] = c
-        if best["core_during_ms"] is None or during < best["core_during_ms"]:
+        if best["core_during_ms"] is None:
             best["core_during_ms"] = during
+        for j in during:
+            best["core_during_ms"][j] = min(best["core_during_ms"][j], during[j])
         d = drivers_replay()
         if best["drivers"] is None:
             best["drivers"] = d
@@ -719,7 +738,7 @@ def in_card_ms(mp, factor):
     """The ESP32's CPU that runs while the card works, at `factor`: (the ACKs, the core's jobs: the denylist search
     during READ EF17 and the date during INITIALIZE, the two PSAM primes during INITIALIZE and DEBIT)."""
     d = mp["drivers"]
-    return d["pn532_ack_ms"] * factor, mp["core_during_ms"] * factor, d["psam_prime_cpu_ms"] * factor
+    return d["pn532_ack_ms"] * factor, sum(mp["core_during_ms"].values()) * factor, d["psam_prime_cpu_ms"] * factor
 
 
 def model(v, mp, i2c_link_ms, psam_rows):
@@ -808,18 +827,28 @@ def main(argv=None):
                                                  r["overlap_ms"], dc_ms, windows[0], windows[1], r["path_ms"]))
     if mp:
         d = mp["drivers"]
-        print("interpreter (WebAssembly): validator %.2f ms on the path and %.2f ms while the card works (the"
-              " 50,000-entry denylist searched during READ EF17, the date during INITIALIZE), PN532 driver %.2f ms"
+        print("interpreter (WebAssembly): validator %.2f ms on the path and %.2f ms while the card works (EF15 from"
+              " the SELECT answer during READ EF17, the 50,000-entry denylist searched during READ RECORD EF1E, the"
+              " date during INITIALIZE), PN532 driver %.2f ms"
               " (%.2f of it the ACKs, read while the card works; %.2f the checksum loop over %d bytes, viper on the"
               " board: /%d), T=0 driver %.2f ms per tap (%.2f ms written back to back; the rest is the TC1 pacing"
               " loop, inside the characters' slots) and %.2f ms priming the two headers while the card works" % (
-                  mp["core_cpu_ms"], mp["core_during_ms"], d["pn532_cpu_ms"], d["pn532_ack_ms"],
+                  mp["core_cpu_ms"], sum(mp["core_during_ms"].values()), d["pn532_cpu_ms"], d["pn532_ack_ms"],
                   d["pn532_checksum_ms"], d["pn532_checksum_bytes"], VIPER_GAIN, d["psam_cpu_ms"],
                   d["psam_bulk_cpu_ms"], d["psam_prime_cpu_ms"]))
         acks, jobs, primes = in_card_ms(mp, FACTOR_HI)
-        print("  in the card's time at %dx: ACKs %.1f ms over 8 commands, the denylist and date %.1f ms (READ EF17"
-              " and INITIALIZE: %.1f and %.1f ms), the primes %.1f ms (INITIALIZE and DEBIT)" % (
-                  FACTOR_HI, acks, jobs, card_ms(v, 0xB0), windows[0], primes))
+        print("  in the card's time at %dx: the ACKs %.1f ms over 8 commands, the jobs %.1f ms, the primes %.1f ms;"
+              " each command's against its time:" % (FACTOR_HI, acks, jobs, primes))
+        one_ack = acks / 8
+        per = mp["core_during_ms"]
+        prime = primes / 2
+        for name, work, window in (("READ EF17: EF15 from the SELECT answer", per["select"], card_ms(v, 0xB0)),
+                                   ("READ RECORD EF1E: the denylist search", per["denylist"], card_ms(v, 0xB2)),
+                                   ("INITIALIZE: the date and 8070's header", per["date"], windows[0]),
+                                   ("DEBIT: 8072's header", 0.0, windows[1])):
+            w = work * FACTOR_HI + one_ack + (prime if name[0] in "ID" else 0.0)
+            print("    %-42s %4.1f ms with its ACK, of %4.1f ms: %s" % (name, w, window,
+                                                                      "fits" if w <= window else "DOES NOT FIT"))
         r0 = [r for r in rows if r["link"] == "HSU 921600"]
         for r in (r0[1], r0[-1]):
             print("  ESP32 CPU at %dx for %s: %.0f ms (%.0f-%.0f over %d-%dx)" % (
