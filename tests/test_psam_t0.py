@@ -541,7 +541,8 @@ def test_a_tap_primes_both_headers_on_a_port_that_runs_work_during_the_card():
 
     r = rig.tap(During())
     assert r.status == O.PAID and card.balance == 4800 and sam.violations == [] and port.faults == 0
-    assert seen == [(0x50, HDR_8070), (0x54, HDR_8072)] and port._primed is None
+    # The headers go out with INITIALIZE's and DEBIT's jobs (8070 has taken its own by UPDATE CAPP DATA CACHE).
+    assert seen == [(0xB0, None), (0x50, HDR_8070), (0xDC, None), (0x54, HDR_8072)] and port._primed is None
 
 
 @pytest.mark.parametrize("atr", [ATR_TRANSPORT, ATR_PLAIN], ids=["TC1=2: paced", "back to back"])

@@ -201,6 +201,11 @@ class Ef1eRecord:
                   self.balance & 0xFFFFFFFF, self.dt, self.city, self.acquirer, self.rfu6)
         return b
 
+    @staticmethod
+    def put_balance(buf, balance):
+        """The balance field (bytes 21..24, section 2) of an encoded record, set in place."""
+        pack_into(">I", buf, 21, balance & 0xFFFFFFFF)
+
 
 class InitAnswer:
     """The 15 data bytes of INITIALIZE FOR (CAPP) PURCHASE: balance, offline counter (before this purchase,

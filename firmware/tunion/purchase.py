@@ -15,7 +15,7 @@ from tunion.compat import const
 from tunion import outcome as O
 from tunion import recovery as R
 from tunion.apdu import SW_OK, SW_INSUFFICIENT_BALANCE, SW_KEY_INDEX, BLOCKED_SWS, sw_name
-from tunion.cardfiles import Ef15, Ef17, Ef1eRecord, InitAnswer, EF1E_SIZE
+from tunion.cardfiles import Ef17, Ef1eRecord, InitAnswer
 from tunion.card import Purse
 from tunion.denylist import DenylistError
 from tunion.errors import CardError, CardLost, SamError, SamKeyMissing, JournalError
@@ -35,29 +35,14 @@ from tunion.record import (
     TTYPE_SIMPLE,
     TTYPE_COMPOUND,
 )
-from tunion.meanwhile import SelectAhead, DenylistAhead, PurchaseAhead
-from tunion.rules import decide
+from tunion.meanwhile import SelectAhead, DenylistAhead, PurchaseAhead, CacheRecord, Ahead
+from tunion.rules import decide, CardFacts
 
 # Protocol section 7.8: algorithm IDs this validator can pay with. 00 = 3DES/DES. SM4 (04) is not built.
 SUPPORTED_ALGS = (0x00,)
 # An unknown entry stays on the unresolved list this long (docs/design.md "Recovery": a week, far past the
 # recovery window; by then the card's 10-entry log has usually moved on and the depot settles it with clearing).
 UNRESOLVED_MAX_AGE_S = const(7 * 86400)
-_EF1E_TTYPE_FARE = const(0x06)  # EF1E 交易类型: single fare
-_EF1E_INDUSTRY_BUS = const(0x02)
-_ef1e_buf = bytearray(EF1E_SIZE)
-
-
-class CardFacts:
-    """What the card showed, for the rules: card number, EF15, EF17, its newest EF1E record (None if none),
-    and whether it has EF1E at all (compound purchase)."""
-
-    def __init__(self, card_no, ef15, ef17, last_ef1e, compound):
-        self.card_no = card_no
-        self.ef15 = ef15
-        self.ef17 = ef17
-        self.last_ef1e = last_ef1e
-        self.compound = compound
 
 
 def _result(status, fare=None, balance=None, card_no=None, seq=None, flags=0, detail=""):
@@ -173,8 +158,8 @@ def _tap(purse, sam, journal, config, state, now):
     if not journal.has_room():
         return _result(O.OOS_RECORDS_FULL, card_no=card_no, detail="journal full")
 
-    ahead = PurchaseAhead(sam, now[0])
-    purse.meanwhile = ahead  # 8070's fixed header goes to the PSAM while the card works, and the date is made
+    ahead = PurchaseAhead(sam, now[0], CacheRecord(sam, config, fare) if compound else None)
+    purse.meanwhile = ahead  # 8070's header to the PSAM while the card works; the date and cache record made
     s, init_raw = purse.init_purchase(compound, sam.key_index, fare, sam.terminal)
     init = InitAnswer.decode(init_raw) if s == SW_OK else None
     torn = state.pending
@@ -209,23 +194,15 @@ def _tap(purse, sam, journal, config, state, now):
     sam.begin_purchase(
         init.random, init.counter, fare, ttype, dt7, init.key_version, init.alg_id, ef15.sn8, ef15.issuer
     )
-    cache = _update_cache(purse, sam, config, fare, after, dt7) if compound else None
-    ttc, mac1 = sam.end_purchase()
     flags = (0 if compound else FLAG_SIMPLE) | (FLAG_TEST_KEYS if sam.test_keys else 0)
-    intent = Record(
-        KIND_INTENT,
-        flags=flags,
-        card_no=card_no,
-        issuer=ef15.issuer,
-        card_type=ef17.card_type,
-        key_version=init.key_version,
-        alg_id=init.alg_id,
-        counter=init.counter,
-        amount=fare,
-        balance=init.balance,
-        ttc=ttc,
-        time=now[0],
-    )
+    made = Ahead(_intent_record, (flags, card_no, ef15, ef17, init, fare, now[0]))
+    cache = None
+    if compound:
+        purse.meanwhile = made  # the intent record is built while the card takes the cache update
+        cache = _update_cache(purse, ahead.cache_record(after))
+    ttc, mac1 = sam.end_purchase()
+    intent = made.answer()
+    intent.ttc = ttc
     try:
         journal.append_intent(intent)
     except JournalError as e:
@@ -238,24 +215,27 @@ def _tap(purse, sam, journal, config, state, now):
     return _pay(purse, sam, journal, config, state, now, intent, fare, after, dt7, mac1)
 
 
-def _update_cache(purse, sam, config, fare, after, dt7):
-    """UPDATE CAPP DATA CACHE (EF1E): None when the card took it, else why not (the tap ends before DEBIT)."""
-    rec = Ef1eRecord(
-        _EF1E_TTYPE_FARE,
-        b"\x00\x00" + sam.terminal,
-        _EF1E_INDUSTRY_BUS,
-        config.line,
-        config.station,
-        config.operator,
-        0,
-        fare,
-        after,
-        dt7,
-        config.city,
-        config.acquirer,
+def _intent_record(flags, card_no, ef15, ef17, init, fare, secs):
+    # The intent before its TTC, which 8070's answer brings (the tap sets it before the append).
+    return Record(
+        KIND_INTENT,
+        flags=flags,
+        card_no=card_no,
+        issuer=ef15.issuer,
+        card_type=ef17.card_type,
+        key_version=init.key_version,
+        alg_id=init.alg_id,
+        counter=init.counter,
+        amount=fare,
+        balance=init.balance,
+        time=secs,
     )
+
+
+def _update_cache(purse, record):
+    """UPDATE CAPP DATA CACHE (EF1E): None when the card took it, else why not (the tap ends before DEBIT)."""
     try:
-        s = purse.update_cache(rec.encode(_ef1e_buf))
+        s = purse.update_cache(record)
     except (CardLost, CardError) as e:
         return "before DEBIT: %s" % e
     if s != SW_OK:
@@ -265,8 +245,9 @@ def _update_cache(purse, sam, config, fare, after, dt7):
 
 def _pay(purse, sam, journal, config, state, now, intent, fare, after, dt7, mac1):
     card_no = intent.card_no
+    done = Ahead(intent.outcome, (KIND_COMPLETED, 0, after, None), sam.prime_credit)
     try:
-        purse.meanwhile = sam.prime_credit  # 8072's header likewise, during the card's DEBIT
+        purse.meanwhile = done  # 8072's header likewise, and the outcome record built, during the card's DEBIT
         s, tac, mac2 = purse.debit(intent.ttc, dt7, mac1)
     except CardLost as e:
         # DEBIT was sent and its answer is lost: the card may have been debited. Keep the intent open.
@@ -300,7 +281,9 @@ def _pay(purse, sam, journal, config, state, now, intent, fare, after, dt7, mac1
         # the record says so, the intent joins the durable list (validator.md section 3, "MAC2 must verify").
         rec = _close(journal, intent, KIND_COMPLETED, FLAG_MAC2_BAD, after, tac)
         return _result(O.MAC2_REJECTED, fare, after, card_no, rec.seq, rec.flags, why)
-    rec = _close(journal, intent, KIND_COMPLETED, 0, after, tac)
+    rec = done.answer()
+    rec.tac = bytes(tac)
+    journal.append_outcome(rec)
     state.paid(card_no, now[1], now[0])
     return _result(O.PAID, fare, after, card_no, rec.seq, rec.flags)
 

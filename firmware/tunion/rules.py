@@ -17,6 +17,18 @@ _INDUSTRY_BUS = const(0x02)  # EF1E byte 9 (protocol s.2): 01 metro, 02 bus
 _BOARDING = (0x02, 0x03, 0x06)
 
 
+class CardFacts:
+    """What the card showed, for the rules: card number, EF15, EF17, its newest EF1E record (None if none),
+    and whether it has EF1E at all (compound purchase)."""
+
+    def __init__(self, card_no, ef15, ef17, last_ef1e, compound):
+        self.card_no = card_no
+        self.ef15 = ef15
+        self.ef17 = ef17
+        self.last_ef1e = last_ef1e
+        self.compound = compound
+
+
 class State:
     """What the decision keeps in RAM between taps: the last card accepted here, its tick and its wall-clock
     second. A reboot clears it, which is safe: the repeat check only suppresses a double beep, the concession

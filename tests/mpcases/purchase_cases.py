@@ -393,9 +393,10 @@ class _DuringPort:
 
 
 def case_work_runs_while_the_card_works():
-    # docs/performance.md "Tap-to-beep": EF15 is taken from the SELECT answer during READ EF17, the denylist is
-    # searched during READ RECORD EF1E, the date made (and 8070's header primed) during INITIALIZE, 8072's header
-    # primed during DEBIT; the records are those of any tap.
+    # docs/design.md "Work while the card works": EF15 is taken from the SELECT answer during READ EF17, the
+    # denylist is searched during READ RECORD EF1E, the date and cache record made (and 8070's header primed)
+    # during INITIALIZE, the intent record built during UPDATE CAPP DATA CACHE, the outcome record built (and
+    # 8072's header primed) during DEBIT; the records are those of any tap.
     from sim.rig import test_config
 
     card = make_card(balance=5000)
@@ -405,9 +406,17 @@ def case_work_runs_while_the_card_works():
     rig = Rig(config=cfg)
     r = rig.tap(port)
     assert r.status == O.PAID and card.balance == 4800, r
-    assert [j[0] for j in port.jobs] == [0x97, 0xB2, 0x50, 0x54], port.jobs
-    assert [j[1] for j in port.jobs[:3]] == ["SelectAhead", "DenylistAhead", "PurchaseAhead"], port.jobs
+    assert [j[0] for j in port.jobs] == [0x97, 0xB2, 0x50, 0xDC, 0x54], port.jobs
+    assert [j[1] for j in port.jobs] == ["SelectAhead", "DenylistAhead", "PurchaseAhead", "Ahead", "Ahead"], port.jobs
     check_money(rig, card, 5000)
+    # The same tap through a port that runs no jobs writes the same bytes to the journal and to the card.
+    card2 = make_card(balance=5000)
+    cfg2 = test_config()
+    cfg2.denylist = _CountingDenylist(())
+    rig2 = Rig(config=cfg2)
+    assert rig2.tap(card2).status == O.PAID
+    assert [bytes(x.encode()) for x in rig2.records()] == [bytes(x.encode()) for x in rig.records()]
+    assert card2.ef18 == card.ef18 and card2.ef1e == card.ef1e and card2.last_tac == card.last_tac
 
 
 def case_the_denylist_is_searched_while_the_card_reads_ef1e():

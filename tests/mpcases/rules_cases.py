@@ -19,7 +19,7 @@ NOW = secs_from_civil(2026, 12, 1, 8, 0, 0)
 
 
 class Facts:
-    """Stands in for tunion.purchase.CardFacts: what the tap read from the card."""
+    """Stands in for tunion.rules.CardFacts: what the tap read from the card."""
 
     def __init__(self, card_type=1, local=True, interop=1, app_version=1, start=20200101, expiry=20301231,
                  last=None):
