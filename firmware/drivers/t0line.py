@@ -98,8 +98,11 @@ class T0Line:
             self.uart.read()
 
     def _rawc(self, wait_us, what):
-        t0 = self._ticks()
         b = self._b1
+        u = self.uart
+        if u.any() and u.readinto(b, 1):  # already in (the usual case after a wait elsewhere): no clock read
+            return b[0]
+        t0 = self._ticks()
         q = self._us(1)
         while True:
             if self.uart.any() and self.uart.readinto(b, 1):
