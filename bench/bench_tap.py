@@ -499,7 +499,7 @@ def _sam_replay(atr, n):
         replay()
     call = _call_ms(s_canned)
     ms = (_now_ms() - t0) / n - s_canned.calls / n * call
-    prime_ms = (primes[0] / 1000.0 - primes[1] * call) / n
+    prime_ms = max(0.0, (primes[0] / 1000.0 - primes[1] * call) / n)
     return max(0.0, ms - prime_ms - client_ms), prime_ms, heap, sent, s_canned.calls // n
 
 
@@ -635,7 +635,7 @@ def core_replay(n=50, cfg=None):
     us = _diff_us(_now_us(), t0)
     calls = sam2.calls + sum(p.calls for p in ports[:n])
     jobs = sum(p.jobs for p in ports[:n])
-    want = 4 if rig2.config.denylist is not None else 3  # SELECT answer's, (the denylist,) INITIALIZE's, DEBIT's
+    want = 5 if rig2.config.denylist is not None else 4  # SELECT's, (the denylist,) INITIALIZE's, DC's, DEBIT's
     if jobs != want * n:
         raise RuntimeError("the taps ran %d jobs while the card worked, not %d a tap" % (jobs, want))
     probe = _Replay([b"\x90\x00"] * 5000)
@@ -643,30 +643,35 @@ def core_replay(n=50, cfg=None):
     for _ in range(5000):
         probe.transceive(b"")
     per_call = _diff_us(_now_us(), t1) / 5000.0
-    jobs_us = _jobs_us(rig2, [c.answers[1] for c in cards[:n]], 10)  # alone: the clock ticks in ms here
+    jobs_us = _jobs_us(rig2, [c.answers for c in cards[:n]], 10)  # alone: the clock ticks in ms here
     during = sum(jobs_us.values()) * n
     return (us - during - calls * per_call) / n / 1000.0, dict((j, jobs_us[j] / 1000.0) for j in jobs_us)
 
 
-def _jobs_us(rig, selects, rounds):
+def _jobs_us(rig, taps, rounds):
     """What the tap's jobs in the card's time take (us a tap each), timed alone over many runs for the cards whose
-    SELECT answers these are: {"select": EF15 from the SELECT answer (SelectAhead, READ EF17's time), "denylist":
-    the search (DenylistAhead, READ RECORD EF1E's), "date": PurchaseAhead (INITIALIZE's; its prime is the T=0
-    replay's)}."""
+    recorded answers (PPSE, SELECT, EF17, EF1E, INITIALIZE, ...) these are: {"select": EF15 from the SELECT answer
+    (SelectAhead, READ EF17's time), "denylist": the search (DenylistAhead, READ RECORD EF1E's), "initialize":
+    the date and the cache record (PurchaseAhead; its prime is the T=0 replay's), "intent": the intent record
+    (UPDATE CAPP DATA CACHE's), "outcome": the outcome record (DEBIT's)}."""
     from tunion.apdu import data
-    from tunion.meanwhile import SelectAhead, DenylistAhead, PurchaseAhead
+    from tunion.cardfiles import Ef17, InitAnswer
+    from tunion.meanwhile import SelectAhead, DenylistAhead, PurchaseAhead, CacheRecord, Ahead
+    from tunion.purchase import _intent_record
+    from tunion.record import KIND_COMPLETED
 
     dl = rig.config.denylist
-    fcis = [data(r) for r in selects]
-    k = float(rounds * len(fcis))
+    k = float(rounds * len(taps))
+    out = {}
     t0 = _now_us()
     firsts = []
     for _ in range(rounds):
-        for fci in fcis:
-            first = SelectAhead(fci)
+        for t in taps:
+            first = SelectAhead(data(t[1]))
             first()
             firsts.append(first)
-    out = {"select": _diff_us(_now_us(), t0) / k, "denylist": 0.0}
+    out["select"] = _diff_us(_now_us(), t0) / k
+    out["denylist"] = 0.0
     if dl is not None:
         t0 = _now_us()
         for first in firsts:
@@ -674,8 +679,21 @@ def _jobs_us(rig, selects, rounds):
         out["denylist"] = _diff_us(_now_us(), t0) / k
     t0 = _now_us()
     for _ in firsts:
-        PurchaseAhead(rig.psam, rig.secs)()
-    out["date"] = _diff_us(_now_us(), t0) / k
+        PurchaseAhead(rig.psam, rig.secs, CacheRecord(rig.psam, rig.config, 200))()
+    out["initialize"] = _diff_us(_now_us(), t0) / k
+    facts = [(first.ef15, Ef17.decode(data(t[2])), InitAnswer.decode(data(t[4]))) for first, t in zip(firsts, taps)]
+    intents = []
+    t0 = _now_us()
+    for _ in range(rounds):
+        for ef15, ef17, init in facts:
+            job = Ahead(_intent_record, (0, ef15.card_no, ef15, ef17, init, 200, rig.secs))
+            job()
+            intents.append(job.value)
+    out["intent"] = _diff_us(_now_us(), t0) / k
+    t0 = _now_us()
+    for i in intents:
+        Ahead(i.outcome, (KIND_COMPLETED, 0, 4800, None))()
+    out["outcome"] = _diff_us(_now_us(), t0) / k
     return out
 
 
@@ -696,7 +714,7 @@ def interp(runs=5):
             best["core_during_ms"] = during
         for j in during:
             best["core_during_ms"][j] = min(best["core_during_ms"][j], during[j])
-        d = drivers_replay()
+        d = drivers_replay(100)  # the interpreter's clock ticks in ms: long runs
         if best["drivers"] is None:
             best["drivers"] = d
         else:
@@ -736,7 +754,7 @@ def cpu_ms(mp, factor, paced, baud, extra_etu=2):
 
 def in_card_ms(mp, factor):
     """The ESP32's CPU that runs while the card works, at `factor`: (the ACKs, the core's jobs: the denylist search
-    during READ EF17 and the date during INITIALIZE, the two PSAM primes during INITIALIZE and DEBIT)."""
+    during READ EF17 and the rest of tunion/meanwhile.py's jobs, the two PSAM primes during INITIALIZE and DEBIT)."""
     d = mp["drivers"]
     return d["pn532_ack_ms"] * factor, sum(mp["core_during_ms"].values()) * factor, d["psam_prime_cpu_ms"] * factor
 
@@ -828,8 +846,8 @@ def main(argv=None):
     if mp:
         d = mp["drivers"]
         print("interpreter (WebAssembly): validator %.2f ms on the path and %.2f ms while the card works (EF15 from"
-              " the SELECT answer during READ EF17, the 50,000-entry denylist searched during READ RECORD EF1E, the"
-              " date during INITIALIZE), PN532 driver %.2f ms"
+              " the SELECT answer, the 50,000-entry denylist's search, the date, the cache, intent and outcome"
+              " records: docs/design.md \"Work while the card works\"), PN532 driver %.2f ms"
               " (%.2f of it the ACKs, read while the card works; %.2f the checksum loop over %d bytes, viper on the"
               " board: /%d), T=0 driver %.2f ms per tap (%.2f ms written back to back; the rest is the TC1 pacing"
               " loop, inside the characters' slots) and %.2f ms priming the two headers while the card works" % (
@@ -844,10 +862,11 @@ def main(argv=None):
         prime = primes / 2
         for name, work, window in (("READ EF17: EF15 from the SELECT answer", per["select"], card_ms(v, 0xB0)),
                                    ("READ RECORD EF1E: the denylist search", per["denylist"], card_ms(v, 0xB2)),
-                                   ("INITIALIZE: the date and 8070's header", per["date"], windows[0]),
-                                   ("DEBIT: 8072's header", 0.0, windows[1])):
-            w = work * FACTOR_HI + one_ack + (prime if name[0] in "ID" else 0.0)
-            print("    %-42s %4.1f ms with its ACK, of %4.1f ms: %s" % (name, w, window,
+                                   ("INITIALIZE: date, cache record, 8070's header", per["initialize"], windows[0]),
+                                   ("UPDATE CAPP: the intent record", per["intent"], dc_ms),
+                                   ("DEBIT: the outcome record, 8072's header", per["outcome"], windows[1])):
+            w = work * FACTOR_HI + one_ack + (prime if name[:4] in ("INIT", "DEBI") else 0.0)
+            print("    %-46s %4.1f ms with its ACK, of %4.1f ms: %s" % (name, w, window,
                                                                       "fits" if w <= window else "DOES NOT FIT"))
         r0 = [r for r in rows if r["link"] == "HSU 921600"]
         for r in (r0[1], r0[-1]):
