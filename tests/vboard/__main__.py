@@ -1,6 +1,6 @@
 """Start a virtual board and keep it running until Ctrl-C:
 
-    PYTHONPATH=tests .venv/bin/python -m vboard --dir /tmp/board1 [--real-time] [--seed] [--heap 318k]
+    PYTHONPATH=tests .venv/bin/python -m vboard --dir /tmp/board1 [--real-time] [--seed] [--heap 323k]
     .venv/bin/mpremote connect <the port it prints> repl
 """
 import argparse
