@@ -182,3 +182,71 @@ def test_the_apps_reader_runs_the_tap_work_during_the_card_exchange():
     purse.meanwhile = lambda: ran.append(pn.frames_in)
     s, ef15 = purse.select()
     assert s == 0x9000 and len(ran) == 1 and purse.meanwhile is None
+
+
+class _Trickle:
+    """A UART whose bytes arrive in the given pieces: each any() with nothing left to read lets the next piece
+    in, so the reader sees a frame whole, or still coming, as a board's UART hands it over."""
+
+    def __init__(self, pieces):
+        self.pieces = [bytes(p) for p in pieces]
+        self.buf = b""
+        self.reads = 0
+
+    def any(self):
+        if not self.buf and self.pieces:
+            self.buf = self.pieces.pop(0)
+        return len(self.buf)
+
+    def readinto(self, b, n=None):
+        n = min(len(b) if n is None else n, len(self.buf))
+        if not n:
+            return None
+        b[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        self.reads += 1
+        return n
+
+    def read(self, n=None):
+        d, self.buf = self.buf[:n], self.buf[n:] if n is not None else b""
+        return d or None
+
+    def write(self, data):
+        return len(data)
+
+    def init(self, **kw):
+        pass
+
+
+ANSWER = frame(bytes([0xD5, 0x41, 0x00]) + bytes(range(40)) + b"\x90\x00")
+
+
+@pytest.mark.parametrize("pieces, kind, rest", [
+    ([ANSWER], "data", b""),  # whole, from its own 00 00 FF: the fast path
+    ([ACK], "ack", b""),
+    ([NACK], "nack", b""),
+    ([ACK + ANSWER], "ack", ANSWER),  # never reads into the next frame
+    ([b"\x5a" + ANSWER], "data", b""),  # one stale byte before the preamble
+    ([b"\x01\x02\x03\x04" + ANSWER], "data", b""),  # several
+    ([ANSWER[1:]], "data", b""),  # the preamble's 00 lost: 00 FF LEN in the first three
+    ([ANSWER[:4], ANSWER[4:]], "data", b""),  # still coming after four
+    ([ANSWER[:10], ANSWER[10:]], "data", b""),  # the head whole, the rest still coming
+    ([ANSWER[:3] + b"\x30\x30" + ANSWER[5:]], "bad", None),  # LEN + LCS wrong
+    ([ANSWER[:20]], "bad", None),  # cut: nothing more comes
+], ids=["whole", "ack", "nack", "ack-then-answer", "one-stale", "four-stale", "no-preamble", "after-four",
+        "head-then-rest", "bad-lcs", "cut"])
+def test_the_frame_reader_takes_every_way_a_frame_comes(pieces, kind, rest):
+    from drivers import pn532 as P
+
+    clock, chip, uart, pn = uart_reader(make_card())
+    t = _Trickle(pieces)
+    pn._uart = t
+    k = pn._read_raw(pn._deadline(20000), False)
+    assert k == {"data": P.F_DATA, "ack": P.F_ACK, "nack": P.F_NACK, "bad": P.F_BAD}[kind]
+    if kind == "data":
+        n = pn._rx[0]
+        assert pn._dcs_ok() and bytes(pn._rx[2 : 2 + n]) == ANSWER[5 : 5 + n]
+    if rest is not None:
+        assert t.buf + b"".join(t.pieces) == rest
+    if pieces == [ANSWER]:
+        assert t.reads == 3  # preamble, LEN LCS TFI, the rest

@@ -128,43 +128,75 @@ class Pn532Uart(Pn532Link):
         return got
 
     def _read_raw(self, deadline, ack):
+        # The board's usual case in as few steps as it takes: a whole frame is in, from its own 00 00 FF (on the
+        # board a frame reaches the ring buffer whole, at the UART's receive timeout). Everything else (a frame
+        # still coming, stale bytes before it, an ACK or NACK, a damaged one) goes the general way.
+        u = self._uart
+        a = u.any()
+        if a < 6:  # every frame has at least six bytes (an ACK)
+            return self._read_search(deadline, None)
+        b3 = self._b3
+        if u.readinto(b3) != 3:
+            return F_BAD  # fewer than any() said: a damaged frame is asked for again
+        self.bytes_in += 3
+        if b3 != _PREAMBLE:
+            return self._read_search(deadline, b3)
+        if u.readinto(self._head) != 3:
+            return F_BAD
+        self.bytes_in += 3
+        rx = self._rx
+        ln = rx[0]
+        if ln + rx[1] != 0x100 or a < ln + 7:  # an ACK or NACK, a bad LCS, or the rest still coming
+            return self._read_rest(deadline)
+        if u.readinto(self._rxmv[3 : 4 + ln]) != ln + 1:
+            return F_BAD
+        self.bytes_in += ln + 1
+        self.frames_in += 1
+        return F_DATA
+
+    def _read_search(self, deadline, first):
+        # The start code 00 FF after any zeros or stale bytes, then LEN, LCS and one byte more (an ACK's or
+        # NACK's postamble, or an answer's TFI: every frame has at least these three after its start code, so
+        # this never reads into the next one). `first`: three bytes _read_raw took that were not 00 00 FF (six
+        # or more were in then), or None (fewer than six were in).
         u = self._uart
         b1 = self._b1
         prev = -1
         seen = False
         quick = False
         got_len = -1
-        # The usual case first: the frame starts with its own 00 00 FF, read in one call once it is there (a tap
-        # reads 16 frames; byte by byte that was 100 of the tap's 400 UART calls).
-        # Wait for six: every frame has at least six bytes (an ACK), and on the board a frame reaches the ring
-        # buffer whole, at the UART's receive timeout, so the header is then read without a deadline.
-        # A frame cut short of six waits no longer than the rest of the frame did before (FRAME_SLACK_US).
-        a = u.any()
-        until = deadline
-        short = False
-        while a < 6:
-            if self._expired(until):
-                a = u.any()
-                if not a:
-                    return F_NONE
-                break
-            if a >= 3 and not short:
-                until = self._deadline(3 * self._byte_us + FRAME_SLACK_US)
-                short = True
+        if first is None:
+            # Wait for six, but a frame cut short of six waits no longer than the rest of a frame did before
+            # (FRAME_SLACK_US) once three are in.
             a = u.any()
-        if a >= 3 and u.readinto(self._b3) == 3:
-            self.bytes_in += 3
+            until = deadline
+            short = False
+            while a < 6:
+                if self._expired(until):
+                    a = u.any()
+                    if not a:
+                        return F_NONE
+                    break
+                if a >= 3 and not short:
+                    until = self._deadline(3 * self._byte_us + FRAME_SLACK_US)
+                    short = True
+                a = u.any()
+            if a >= 3 and u.readinto(self._b3) == 3:
+                self.bytes_in += 3
+                first = self._b3
+        else:
+            a = 6
+        if first is not None:
             seen = True
-            b3 = self._b3
-            if b3 == _PREAMBLE or (b3[1] == 0 and b3[2] == 0xFF):
+            if first == _PREAMBLE or (first[1] == 0 and first[2] == 0xFF):
                 prev = -2  # found (the second form: one stale byte first)
                 quick = a >= 6  # and the next three are in already
-            elif b3[0] == 0 and b3[1] == 0xFF:
+            elif first[0] == 0 and first[1] == 0xFF:
                 prev = -2  # found, and LEN read with it
-                got_len = b3[2]
+                got_len = first[2]
             else:
-                prev = b3[2]
-        while prev != -2:  # the start code 00 FF, after any zeros or stale bytes
+                prev = first[2]
+        while prev != -2:
             if u.any():
                 if not u.readinto(b1):
                     continue
@@ -178,19 +210,22 @@ class Pn532Uart(Pn532Link):
         rx = self._rx
         mv = self._rxmv
         slack = FRAME_SLACK_US
-        # LEN, LCS and one byte more in one read: an ACK's or NACK's postamble, or an answer's TFI (every frame
-        # has at least these three after its start code, so this never reads into the next one).
         if got_len >= 0:
             rx[0] = got_len
             if self._read_into(mv, 1, 2, self._deadline(2 * self._byte_us + slack)) < 2:
                 return F_BAD
-        elif quick:  # the usual case: the three came with the start code, read without a deadline
+        elif quick:  # the three came with the start code, read without a deadline
             k = u.readinto(self._head) or 0
             self.bytes_in += k
             if k < 3 and self._read_into(mv, k, 3 - k, self._deadline(3 * self._byte_us + slack)) < 3 - k:
                 return F_BAD
         elif self._read_into(mv, 0, 3, self._deadline(3 * self._byte_us + slack)) < 3:
             return F_BAD
+        return self._read_rest(deadline)
+
+    def _read_rest(self, deadline):
+        # After LEN, LCS and the byte after them: an ACK or NACK is whole; an answer's rest is read to its length.
+        rx = self._rx
         ln = rx[0]
         lcs = rx[1]
         if (ln == 0 and lcs == 0xFF) or (ln == 0xFF and lcs == 0):
@@ -198,11 +233,13 @@ class Pn532Uart(Pn532Link):
             return F_ACK if ln == 0 else F_NACK
         if (ln + lcs) & 0xFF:
             return F_BAD  # includes FF FF, an extended frame: the PN532 answers normal frames to normal ones
-        if u.any() >= ln + 1:  # the whole rest is in (the board's usual case): one read
+        u = self._uart
+        mv = self._rxmv
+        if u.any() >= ln + 1:  # the whole rest is in: one read
             if u.readinto(mv[3 : 4 + ln]) != ln + 1:
                 return F_BAD
             self.bytes_in += ln + 1
-        elif self._read_into(mv, 3, ln + 1, self._deadline((ln + 1) * self._byte_us + slack)) < ln + 1:
+        elif self._read_into(mv, 3, ln + 1, self._deadline((ln + 1) * self._byte_us + FRAME_SLACK_US)) < ln + 1:
             return F_BAD
         self.frames_in += 1
         return F_DATA
