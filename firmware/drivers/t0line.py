@@ -63,6 +63,7 @@ class T0Line:
         self.di = 1
         self.baud = 0
         self._etu = 0.0  # microseconds
+        self._turn_us = 0
         self._extra = 0  # TC1: extra guard time N, etu (section 8.3)
         self._wwt = 0  # microseconds, with slack
         self._parity = 0
@@ -91,6 +92,7 @@ class T0Line:
         # The UART baud from the clock the PWM really makes (notes/board.md): clock * D / F.
         self.baud = (self.f * d + f_ // 2) // f_
         self._etu = f_ * 1000000.0 / (d * self.f)
+        self._turn_us = self._us(_TURNAROUND_ETU - _SEEN_ETU)  # per rate, not per write
         self.uart.init(baudrate=self.baud, bits=8, parity=self._parity, stop=2, timeout=0, timeout_char=0)
 
     def _drain(self):
@@ -150,7 +152,7 @@ class T0Line:
         # Only when that byte is that recent: ticks_us wrap every 2**30 us (17.9 min), so after a quiet spell of
         # more than half that, ticks_diff comes out negative and w would be minutes (the watchdog resets the board
         # in the middle of the next tap).
-        turn = self._us(_TURNAROUND_ETU - _SEEN_ETU)
+        turn = self._turn_us
         w = turn - ticks_diff(self._ticks(), self._last_rx)
         if 0 < w <= turn:
             self._sleep(w)
