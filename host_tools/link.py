@@ -435,8 +435,10 @@ class Board:
             "        if not _n:\n            break\n        _h.update(memoryview(_b)[:_n])\n"
             "print('\"%%s\"' %% binascii.hexlify(_h.digest()).decode())\ndel _h, _b, _f" % remote_path, deadline)
 
-    def get(self, remote_path, chunk=1024, deadline=30.0):
-        """A file's bytes (base64 per chunk); for small files (staged configuration, checks in tests)."""
+    def get(self, remote_path, chunk=512, deadline=30.0):
+        """A file's bytes (base64 per chunk); for small files (staged configuration, checks in tests). 512 bytes a
+        chunk: the board makes three ~700-byte strings of each, and a development board's heap after boot can lack
+        a 1.4 KB hole ("MemoryError allocating 1369 bytes" with 1 KB chunks, CI 2026-12-03)."""
         import base64
 
         out = bytearray()
