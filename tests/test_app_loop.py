@@ -406,3 +406,61 @@ def test_a_card_resting_through_a_restart_is_not_charged_again_but_a_new_tap_pay
     b = make_card(card_no=keys.TEST_CARD_NO + 77, balance=5000)
     reader.place(b)
     assert v3.step().status == O.PAID and b.debits == 1
+
+
+def _power_cut(rig, v, scr, fb, reader):
+    """Power off and on: RAM and RTC memory are gone (a fresh, empty memo), the journal's flash is not."""
+    return Validator(reader, rig.psam, rig.journal, rig.config, v.clock, screen=scr, feedback=fb, log=ErrorLog(),
+                     memo=_Memo())
+
+
+def test_a_card_resting_through_a_power_cut_is_held_by_the_journals_last_payment():
+    """A power cut clears RTC memory; the journal's newest record still names the card that paid last. Resting
+    on the reader since, it is not charged again until lifted; another passenger's card pays at once; after the
+    guard (15 min) the same card at the first poll pays. Card by card against its own debits."""
+    rig, reader, v, scr, fb = _app(memo=_Memo())
+    a = make_card(balance=5000)
+    reader.place(a)
+    assert v.step().status == O.PAID and a.debits == 1
+    rig.advance(30_000)
+    v2 = _power_cut(rig, v, scr, fb, reader)
+    n = len(rig.records())
+    for _ in range(4):
+        r = v2.step()
+        assert r is None or r.status == O.IGNORED_REPEAT
+        rig.advance(2000)
+    assert a.debits == 1 and a.balance == 5000 - 200 and len(rig.records()) == n
+    reader.lift()
+    v2.step()
+    rig.advance(3000)
+    reader.place(a)
+    assert v2.step().status == O.PAID and a.debits == 2  # lifted and tapped again: a new ride
+    reader.lift()
+    b = make_card(card_no=keys.TEST_CARD_NO + 78, balance=5000)
+    reader.place(b)
+    v3 = _power_cut(rig, v, scr, fb, reader)
+    assert v3.step().status == O.PAID and b.debits == 1  # not the card that paid last: charged
+    rig.advance(901_000)
+    v4 = _power_cut(rig, v, scr, fb, reader)
+    assert v4.step().status == O.PAID and b.debits == 2  # resting 15 min past its payment: a new tap, as before
+
+
+def test_a_card_torn_before_a_power_cut_is_recovered_not_held():
+    """A power cut right after a torn DEBIT (the intent left open), the card resting on the reader: the restart's
+    guard does not stand between the card and its recovery; tap() recovers the debit the card proves
+    (PAID_RECOVERED) and charges nothing more."""
+    rig, reader, v, scr, fb = _app(memo=_Memo())
+    a = make_card(balance=5000)
+    reader.place(a)
+    assert v.step().status == O.PAID and a.debits == 1
+    reader.lift()
+    v.step()
+    rig.advance(5000)
+    a.tear_on_ins(0x54, AFTER)  # DEBIT happens on the card, its answer is lost
+    reader.place(a)
+    assert v.step().status == O.TAP_AGAIN and a.debits == 2
+    rig.advance(1000)
+    reader.place(a)  # back in the field, resting there while the power goes off and on
+    v2 = _power_cut(rig, v, scr, fb, reader)
+    r = v2.step()
+    assert r.status == O.PAID_RECOVERED and a.debits == 2 and a.balance == 5000 - 400

@@ -469,7 +469,8 @@ def test_figures(core_board, capsys):
 # fresh-clone CI (its simulated wire keeps a list per byte in flight); 512k gives it 128k, torn_cases 576k gives 80k.
 HEAP = {"codec_cases": "100k", "crypto_cases": "100k", "rules_cases": "160k", "journal_cases": "256k",
         "sim_cases": "160k", "purchase_cases": "384k", "denylist_cases": "2m", "t0_cases": "320k",
-        "torn_cases": "576k", "rides_cases": "768k", "feedback_cases": "160k", "pn532_cases": "512k"}
+        "torn_cases": "576k", "rides_cases": "768k", "feedback_cases": "160k", "pn532_cases": "512k",
+        "restart_cases": "320k"}
 # Allocation bounds written for the 32-bit ports (ESP32, WebAssembly): 64-bit objects are twice the size.
 ALLOC_64BIT = {("crypto_cases", "case_des_block_allocates_only_its_result"),
                ("pn532_cases", "case_an_exchange_allocates_little")}

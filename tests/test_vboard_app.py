@@ -171,3 +171,36 @@ def test_a_board_without_a_psam_pays_with_the_software_sam_and_says_test_keys(tm
         out = b.output
     assert st["test_keys"] is True and st["taps"] == {"PAID": 1} and st["out_of_service"] is None
     assert b"TEST KEYS" in out  # the software SAM says so on the console at boot
+
+
+def test_a_card_resting_through_a_power_cut_is_not_charged_again(tmp_path):
+    """The board loses power while the last payer's card rests on the reader: RTC memory is gone with the power
+    (machine.RTC().memory()), the DS3231 keeps the time, and the journal's newest record (tunion.journal
+    .last_payment) still names the card. After boot the card is read, not charged; lifted and tapped again, it
+    pays for a new ride. Checked against the card's own balance and log."""
+    b, chip, sam, w = _board(tmp_path)
+    with b:
+        w.until(lambda: polls(chip) > 0, "the loop's first poll")
+        card = SimCard(balance=3000, card_no=3199990000000000070, seed=70)
+        b.place_card(card)
+        w.until(lambda: card.balance == 2800, "the card charged")
+        more_polls(w, chip)
+        b.power_cut()
+        b.wait_for(b"POWERON_RESET", 10)
+        seen = card.apdus
+        w.until(lambda: card.apdus > seen, "the resting card read after the power cut")
+        busy = sum(chip.chip.commands.values())
+        w.until(lambda: sum(chip.chip.commands.values()) >= busy + 40, "40 more reader commands")
+        assert card.balance == 2800 and len(card.history) == 1  # not charged again
+        b.remove_card()
+        more_polls(w, chip)
+        b.advance(seconds=2)  # past the 1 s repeat window that the first poll after boot was given
+        b.place_card(card)
+        w.until(lambda: card.balance == 2600, "lifted and tapped again: a new ride")
+        more_polls(w, chip)
+        t = transport(b, w)
+        try:
+            st = t.eval("__import__('app.service').service.status()")
+        finally:
+            t.close()
+    assert len(card.history) == 2 and st["taps"] == {"PAID": 1} and st["open_intent"] is None

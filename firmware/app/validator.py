@@ -24,13 +24,15 @@ from tunion import outcome as O
 from tunion import messages
 from tunion.errors import JournalError
 from tunion.purchase import tap
+from tunion.journal import last_payment
 from tunion.rules import State
 
 _RETRY_MS = const(5000)
 _RESULT_MS = const(2000)  # a result stays on screen this long after the card is lifted
 # A card found on the reader at the first poll after a restart (the depot tool restarts the app; a watchdog or
 # soft reset) that is the card paid last, this recently, is the passenger's card resting there since: not tapped
-# again (the repeat check's RAM was lost with the restart; the memo in RTC memory survives it).
+# again (the repeat check's RAM was lost with the restart; the memo in RTC memory survives it, and after a power
+# cut, which clears RTC memory, the journal's newest record says the same: tunion.journal.last_payment).
 _RESTART_GUARD_S = const(900)
 # Collect between taps once this much was allocated since the last collection: a full collection every turn of
 # the loop costs milliseconds of CPU for nothing, and the next tap still starts with the heap collected.
@@ -49,6 +51,10 @@ class Validator:
         self.reader = reader
         self.memo = memo  # load() -> (card_no, secs) | None, save(card_no, secs): the last payment, kept over resets
         self._first_poll = True
+        try:  # read at boot, not at the first poll: a card may already be there, and this walks a flash sector
+            self._journal_memo = last_payment(journal)
+        except Exception:  # noqa: BLE001 - a damaged tail only loses the guard; the journal reports its own faults
+            self._journal_memo = None
         self.sam = sam
         self.journal = journal
         self.config = config
@@ -182,15 +188,18 @@ class Validator:
         return r
 
     def _guard_restart(self, t):
-        """The first card seen after a restart: if it is the card paid last (the memo), within the guard, seed the
-        repeat check with it, so tap() answers IGNORED_REPEAT (silent, no record) and the loop waits for it to be
-        lifted. A new passenger's card, or the same card much later, pays as usual."""
-        if self.memo is None:
-            return
-        try:
-            m = self.memo.load()
-        except (OSError, ValueError):
-            return
+        """The first card seen after a restart: if it is the card paid last (the memo, or the journal after a power
+        cut), within the guard, seed the repeat check with it, so tap() answers IGNORED_REPEAT (silent, no record)
+        and the loop waits for it to be lifted. A new passenger's card, or the same card much later, pays as usual."""
+        m = None
+        if self.memo is not None:
+            try:
+                m = self.memo.load()
+            except (OSError, ValueError):
+                m = None
+        j = self._journal_memo
+        if j is not None and (m is None or j[1] > m[1]):
+            m = j  # a power cut cleared RTC memory (or it holds an older payment): the journal's newest record
         now = self.clock.now()[0] if self.clock.valid else None
         if m is None or now is None or not 0 <= now - m[1] <= _RESTART_GUARD_S:
             return

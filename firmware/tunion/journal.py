@@ -36,6 +36,7 @@ from tunion.compat import const
 from tunion.errors import JournalError
 from tunion.segment import SegmentHeader, RawChunk, HEADER_SIZE
 from tunion.record import Record, KIND_INTENT, KIND_UNRESOLVED, KIND_COMPLETED, KIND_SETTLED, FLAG_MAC2_BAD, SETTLEMENTS
+from tunion.record import KIND_NO_TAC, KIND_SETTLED_NO_TAC
 
 MAX_UNRESOLVED = const(16)  # validator.md section 3: the list holds at least 16 entries
 NO_TAC_CARDS = const(32)  # cards counted one by one for no-TAC recoveries; the rest share key 0 (docs/journal.md)
@@ -152,6 +153,32 @@ def take(out, recs, seq, ack, open_seq, limit):
             if len(out) >= limit:
                 return True
     return False
+
+
+def last_payment(journal):
+    """(card number, intent's CST seconds) of the journal's newest record when it ends a payment that moved money
+    (completed, no_tac, or a settlement proving a debit), else None: what app.validator holds a card resting on
+    the reader to after a power cut, when RTC memory is gone (validator.md section 2, "not tapped again until it
+    is lifted"). Reads the last two records (a settlement's intent by its ref); acknowledged ones are not read.
+
+        j = MemoryJournal(); i = Record(KIND_INTENT, card_no=7, time=1796112000); j.append_intent(i)
+        j.append_outcome(i.outcome(KIND_COMPLETED)); assert last_payment(j) == (7, 1796112000)
+    """
+    n = journal.next_seq
+    recs = journal.read_from(n - 2 if n > 2 else 1, 2)
+    if not recs:
+        return None
+    end = recs[-1]
+    if end.kind in (KIND_COMPLETED, KIND_NO_TAC):
+        intent = recs[0] if len(recs) == 2 and recs[0].seq == end.ref else None
+    elif end.kind in (KIND_SETTLED, KIND_SETTLED_NO_TAC):
+        found = journal.read_from(end.ref, 1)  # an older intent: the torn tap this one recovered
+        intent = found[0] if found and found[0].seq == end.ref else None
+    else:
+        return None  # an intent still open, cancelled, unresolved or not debited: nothing to hold the card to
+    if intent is None or intent.kind != KIND_INTENT:
+        return None
+    return intent.card_no, intent.time
 
 
 class MemoryJournal:
