@@ -266,7 +266,10 @@ class Pn532Link(PN532):
 class Pn532CardPort:
     """The card port the core taps through: transceive(apdu) -> data + SW1 SW2, or CardLost."""
 
-    def __init__(self, pn, exchange_ms=1000, poll_ms=150, list_ms=200, chain_max=1024):
+    # chain_max: the longest answer a short APDU can have is 256 data bytes and SW1 SW2 (ISO 7816-4), two PN532
+    # frames with MI; 512 holds it. It was 1024, the largest block the reader took at boot, and a board at its
+    # heap found no hole that size now and then (MemoryError at boot on the virtual board, 2026-12-04).
+    def __init__(self, pn, exchange_ms=1000, poll_ms=150, list_ms=200, chain_max=512):
         self.pn = pn
         self.exchange_us = exchange_ms * 1000
         self.list_us = list_ms * 1000

@@ -248,10 +248,25 @@ def case_late_answer_after_a_lost_ack_is_drained():
     assert pn.discarded > 0 and card.apdus == 2
 
 
+def case_the_longest_short_apdu_answer_fits_the_default_port():
+    # 256 data bytes and the status word (ISO 7816-4's longest short-APDU answer): a 252-byte frame with MI and
+    # the last 6 bytes; a longer answer (extended length, which no T-Union command uses) is a clear CardLost.
+    clock, chip, uart, pn = uart_reader(LongCard(256))
+    port = Pn532CardPort(pn)
+    assert port.detect()
+    resp = port.transceive(b"\x00\xb0\x00\x00\x00")
+    assert resp == bytes(range(256)) + b"\x90\x00" and port.exchanges == 2
+    clock, chip, uart, pn = uart_reader(LongCard(600))
+    port = Pn532CardPort(pn)
+    assert port.detect()
+    e = raises(CardLost, port.transceive, b"\x00\xb0\x00\x00\x00")
+    assert "over 512 bytes" in str(e), e
+
+
 def case_long_answer_comes_in_pieces_with_mi():
     card = LongCard(600)
     clock, chip, uart, pn = uart_reader(card)
-    port = Pn532CardPort(pn)
+    port = Pn532CardPort(pn, chain_max=1024)
     assert port.detect()
     resp = port.transceive(b"\x00\xb0\x00\x00\x00")
     assert len(resp) == 602 and resp[:600] == bytes(i & 0xFF for i in range(600)) and resp[600:] == b"\x90\x00"
@@ -261,7 +276,7 @@ def case_long_answer_comes_in_pieces_with_mi():
 def case_work_during_an_exchange_runs_once_after_the_ack_while_the_card_works():
     # transceive_during: the tap's PSAM header goes out while the PN532 talks to the card (tunion.card.Purse
     # .meanwhile); once per APDU, MI pieces included, after the chip has ACKed and before its answer is read.
-    card = LongCard(600)
+    card = LongCard(256)
     clock, chip, uart, pn = uart_reader(card)
     port = Pn532CardPort(pn)
     assert port.detect()
@@ -272,7 +287,7 @@ def case_work_during_an_exchange_runs_once_after_the_ack_while_the_card_works():
 
     frames, n = pn.frames_in, port.exchanges
     resp = port.transceive_during(b"\x00\xb0\x00\x00\x00", during)
-    assert len(resp) == 602 and port.exchanges == n + 3
+    assert len(resp) == 258 and port.exchanges == n + 2
     assert seen == [(0, 1)]  # the first piece's ACK read, its answer not yet
 
 
