@@ -385,6 +385,7 @@ def test_a_card_resting_through_a_restart_is_not_charged_again_but_a_new_tap_pay
     a = make_card(balance=5000)
     reader.place(a)
     assert v.step().status == O.PAID and a.debits == 1 and memo.v[0] == a.card_no
+    v.step()  # the card rests; idle draws the result and marks it shown
     rig.advance(40_000)  # the depot pulls, then restarts the app: a new Validator, the same journal and memo
     v2 = Validator(reader, rig.psam, rig.journal, rig.config, v.clock, screen=scr, feedback=fb, log=ErrorLog(),
                    memo=memo)
@@ -422,6 +423,7 @@ def test_a_card_resting_through_a_power_cut_is_held_by_the_journals_last_payment
     a = make_card(balance=5000)
     reader.place(a)
     assert v.step().status == O.PAID and a.debits == 1
+    v.step()  # idle: drawn and marked shown
     rig.advance(30_000)
     v2 = _power_cut(rig, v, scr, fb, reader)
     n = len(rig.records())
@@ -464,3 +466,48 @@ def test_a_card_torn_before_a_power_cut_is_recovered_not_held():
     v2 = _power_cut(rig, v, scr, fb, reader)
     r = v2.step()
     assert r.status == O.PAID_RECOVERED and a.debits == 2 and a.balance == 5000 - 400
+
+
+def test_a_payment_the_power_cut_kept_off_the_screen_is_shown_when_its_card_returns_not_charged():
+    """The power goes after the payment's record is durable and before idle() drew it and marked it shown
+    (journal.mark_shown): the passenger saw nothing. That card's next tap, inside the recovery window and with
+    its counter and balance still those the payment left, is PAID_RECOVERED and charges nothing; a card that paid
+    elsewhere in between (its counter moved) pays as usual. Card by card against its own debits."""
+    for resting in (True, False):
+        rig, reader, v, scr, fb = _app(memo=_Memo())
+        a = make_card(balance=5000)
+        reader.place(a)
+        assert v.step().status == O.PAID and a.debits == 1  # no idle after it: the power went first
+        n = len(rig.records())
+        if not resting:
+            reader.lift()
+            rig.advance(20_000)
+            reader.place(a)
+        v2 = _power_cut(rig, v, scr, fb, reader)
+        r = v2.step()
+        assert r.status == O.PAID_RECOVERED and r.fare == 200 and r.balance == 4800, r
+        assert a.debits == 1 and a.balance == 4800 and len(rig.records()) == n  # not charged, nothing written
+        assert scr.shown[-1][1] == messages.screen(r)[1] and fb.started[-1] == O.PAID_RECOVERED
+        v2.step()  # drawn: marked shown now
+        assert rig.journal.shown() == r.seq
+        reader.lift()
+        v2.step()
+        rig.advance(3000)
+        reader.place(a)
+        assert v2.step().status == O.PAID and a.debits == 2  # the next tap is a new ride
+
+
+def test_a_card_that_moved_on_since_its_unshown_payment_pays():
+    rig, reader, v, scr, fb = _app(memo=_Memo())
+    a = make_card(balance=5000)
+    reader.place(a)
+    assert v.step().status == O.PAID and a.debits == 1
+    reader.lift()
+    other = Rig(terminal=b"\x00\x00\x00\x09\x99\x99")  # another validator: the card pays there, moves on
+    a.present()
+    assert other.tap(a).status == O.PAID and a.debits == 2
+    a.remove()
+    v2 = _power_cut(rig, v, scr, fb, reader)
+    rig.advance(5000)
+    reader.place(a)
+    assert v2.step().status == O.PAID and a.debits == 3 and v2.state.unshown is None

@@ -123,3 +123,18 @@ def test_power_cut_at_and_inside_every_operation():
             if last is not None and last.kind == KIND_INTENT and last.seq + 1 not in got:
                 assert j2.open_intent().seq == last.seq
             assert j2.next_seq > max([Record.decode(raw).seq for raw in fin] or [0])
+
+
+def test_the_shown_mark_is_kept_in_ram_and_a_mount_counts_every_earlier_payment_as_shown():
+    """FsJournal does not rewrite its state file per payment for the mark (LittleFS erases): after a mount every
+    record before it counts as shown, so the fallback journal never shows an old payment as paid again."""
+    from tunion.journal import unshown_payment
+
+    dev, fs, j = fresh()
+    pay(j, 1)
+    assert unshown_payment(j) is not None  # the screen has not shown it yet
+    j.mark_shown(2)
+    assert unshown_payment(j) is None and j.shown() == 2
+    pay(j, 2)
+    j = reboot(dev)
+    assert j.shown() == 4 and unshown_payment(j) is None

@@ -24,7 +24,7 @@ from tunion import outcome as O
 from tunion import messages
 from tunion.errors import JournalError
 from tunion.purchase import tap
-from tunion.journal import last_payment
+from tunion.journal import last_payment, unshown_payment
 from tunion.rules import State
 
 _RETRY_MS = const(5000)
@@ -51,10 +51,16 @@ class Validator:
         self.reader = reader
         self.memo = memo  # load() -> (card_no, secs) | None, save(card_no, secs): the last payment, kept over resets
         self._first_poll = True
+        self._journal_memo = None  # (card_no, secs) of the journal's newest payment
+        self._to_mark = 0  # seq of a payment on the screen, to mark shown once drawn (idle)
+        unshown = None
         try:  # read at boot, not at the first poll: a card may already be there, and this walks a flash sector
-            self._journal_memo = last_payment(journal)
+            p = last_payment(journal)
+            if p is not None:
+                self._journal_memo = (p[0].card_no, p[0].time)
+                unshown = unshown_payment(journal)
         except Exception:  # noqa: BLE001 - a damaged tail only loses the guard; the journal reports its own faults
-            self._journal_memo = None
+            pass
         self.sam = sam
         self.journal = journal
         self.config = config
@@ -67,6 +73,7 @@ class Validator:
         self.retry = retry
         self.ticks = ticks if ticks is not None else (lambda: clock.now()[1])
         self.state = State()
+        self.state.hold_unshown(unshown)  # a power cut between a payment's record and the screen (tunion/journal.py)
         self.resting = False  # the last card tapped is still on the reader
         self.reason = None  # out of service: its status (OOS_*), else None
         self.oos_since = None
@@ -180,6 +187,8 @@ class Validator:
             self.sam = None
         if r.status in _COUNTED:
             self.counts[r.status] = self.counts.get(r.status, 0) + 1
+        if r.status in (O.PAID, O.PAID_RECOVERED) and r.seq:
+            self._to_mark = r.seq  # marked shown by idle() once the screen has drawn it
         if r.status != O.IGNORED_REPEAT:
             if self.feedback is not None:
                 self.feedback.start(r.status, self.ticks())
@@ -200,6 +209,9 @@ class Validator:
         j = self._journal_memo
         if j is not None and (m is None or j[1] > m[1]):
             m = j  # a power cut cleared RTC memory (or it holds an older payment): the journal's newest record
+        u = self.state.unshown
+        if u is not None and m is not None and u[0].card_no == m[0]:
+            return  # never shown: not held silently; tap() shows it paid, without charging, if the card proves it
         now = self.clock.now()[0] if self.clock.valid else None
         if m is None or now is None or not 0 <= now - m[1] <= _RESTART_GUARD_S:
             return
@@ -208,12 +220,17 @@ class Validator:
     def idle(self):
         """Between taps: erase ahead, refill the software SAM's TTC block, draw, play patterns, collect garbage.
         Never inside a tap (validator.md section 6: the tap path waits for no erase and no collection)."""
+        if self.screen is not None:
+            self.screen.flush()  # first: the result is drawn before any erase
+        if self._to_mark:
+            # After the draw: a power cut before this line leaves the payment unshown, and the card's next tap
+            # shows it paid instead of charging it again (validator.md section 3). One meta program.
+            seq, self._to_mark = self._to_mark, 0
+            self.journal.mark_shown(seq)
         self.journal.idle()
         port = getattr(self.sam, "port", None)
         if port is not None and hasattr(port, "top_up"):
             port.top_up()
-        if self.screen is not None:
-            self.screen.flush()
         if self.feedback is not None:
             self.feedback.poll(self.ticks())
         if not self.resting and self.reason is None:

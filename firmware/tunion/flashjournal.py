@@ -26,7 +26,7 @@ from tunion.journal import check_intent, check_outcome, check_settlement, take, 
 from tunion.record import KIND_COMPLETED, OUTCOME_SIZE
 from tunion.outcome import ALL
 from tunion.segment import HEADER_SIZE, RawChunk, standin_header, first_segment
-from tunion.jmeta import TAG_FLOOR, TAG_ACK, TAG_REFUSAL, TAG_CHECK
+from tunion.jmeta import TAG_FLOOR, TAG_ACK, TAG_REFUSAL, TAG_CHECK, TAG_SHOWN
 from tunion.flashmount import FlashMount, META_SECTORS, READY, SEG, LOSTHDR, FREEABLE, DIRTY, UNKNOWN
 
 _NEED = const(96)  # INTENT_SIZE + 2 * OUTCOME_SIZE (record.py): room an intent needs in the head (the reserved outcome slot)
@@ -186,6 +186,20 @@ class FlashJournal(FlashMount):
         if not self.meta.put(TAG_REFUSAL, ALL.index(status), n):  # a program; never an erase on the tap path
             self._unsaved[status] = n
 
+    def intent(self, seq):
+        """The intent `seq` while its sector is in flash, acknowledged or not (tunion.journal.last_payment)."""
+        found = self._find_intent(seq)
+        return found[0] if found is not None else None
+
+    def mark_shown(self, seq):
+        """The payment closed by record `seq` was on the screen: one 16-byte program (deferred to idle() when the
+        meta sector is full). Values only rise: an older seq changes nothing."""
+        if seq > self.meta.get(TAG_SHOWN, 0) and not self.meta.put(TAG_SHOWN, 0, seq):
+            self._unsaved_shown = seq
+
+    def shown(self):
+        return max(self.meta.get(TAG_SHOWN, 0), self._unsaved_shown)
+
     def refusals(self):
         return dict(self._refusals)
 
@@ -197,6 +211,9 @@ class FlashJournal(FlashMount):
         m = self.meta
         for status in list(self._unsaved):
             m.put(TAG_REFUSAL, ALL.index(status), self._unsaved.pop(status), True)
+        if self._unsaved_shown:
+            m.put(TAG_SHOWN, 0, self._unsaved_shown, True)
+            self._unsaved_shown = 0
         deferred = bool(self.pins.unsaved)
         self.pins.flush()
         if deferred or self.next_seq - 1 - m.get(TAG_CHECK, 0) >= _CHECK_EVERY:

@@ -63,6 +63,7 @@ class FlashMount:
         self._new_segment = False  # the next intent opens a segment (header changed, floor raised)
         self._behind = False  # newer records than the head's sit in a salvaged sector: the next record opens one
         self._unsaved = {}  # refusal counters not yet in flash (meta sector full on the tap path)
+        self._unsaved_shown = 0  # a shown mark likewise (FlashJournal.mark_shown)
         self.meta.load()
         self.ack = self.meta.get(TAG_ACK, 0)
         self._refusals = {}

@@ -16,7 +16,7 @@ the sequence floor; the depot's flashing copies application files and never remo
 from tunion.compat import const
 from tunion.errors import JournalError
 from tunion.journal import check_intent, check_outcome, check_settlement, take, joins_list, no_tac_key
-from tunion.record import KIND_COMPLETED, OUTCOME_SIZE
+from tunion.record import KIND_COMPLETED, KIND_INTENT, OUTCOME_SIZE
 from tunion.outcome import ALL
 from tunion.segment import HEADER_SIZE, RawChunk, entries, stored_header, first_segment
 from tunion.fsmount import FsMount, OsFs, _read  # noqa: F401  (OsFs: the callers' `from tunion.fsjournal import OsFs`)
@@ -173,6 +173,24 @@ class FsJournal(FsMount):
 
     def refusals(self):
         return dict(self._refusals)
+
+    def intent(self, seq):
+        """That intent while unacknowledged (an acknowledged one is not looked for in the segment files)."""
+        found = self.read_from(seq, 1)
+        return found[0] if found and found[0].seq == seq and found[0].kind == KIND_INTENT else None
+
+    def mount(self):
+        FsMount.mount(self)
+        self._shown = self.next_seq - 1
+
+    def mark_shown(self, seq):
+        """Kept in RAM only (a state-file rewrite per payment would cost LittleFS erases): after a restart every
+        payment made before it counts as shown, as before the mark existed (docs/journal.md)."""
+        if seq > self._shown:
+            self._shown = seq
+
+    def shown(self):
+        return self._shown
 
     # ---- housekeeping --------------------------------------------------------------------------------------
     def idle(self, budget=1):

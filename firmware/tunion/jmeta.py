@@ -18,7 +18,9 @@ Tags: TAG_ACK, TAG_FLOOR, TAG_REFUSAL (index = position in outcome.ALL), and for
 (tunion/jpins.py): TAG_PIN (slot k: seq*2 while pinned, seq*2+1 once released; aux = where the intent is),
 TAG_CHECK (every list change up to this seq is in the pins), TAG_LOST (index 0: entries that left the full list,
 1: entries dropped unsettled), TAG_NOTAC_ID / TAG_NOTAC (debited-without-TAC recoveries per card: slot k's card
-number as value = low 32 bits, aux = high 32 bits, written once; its count; index 255: every other card).
+number as value = low 32 bits, aux = high 32 bits, written once; its count; index 255: every other card),
+TAG_SHOWN (index 0: the seq of the newest payment whose result the app put on screen; tunion.journal
+.unshown_payment).
 """
 from tunion.compat import const, crc32, u32, put_u32
 
@@ -30,6 +32,7 @@ TAG_CHECK = const(0x43)  # "C": the list's checkpoint seq
 TAG_LOST = const(0x4C)  # "L": list entries lost (0: overflow, 1: expired)
 TAG_NOTAC_ID = const(0x49)  # "I": the card of a no-TAC slot
 TAG_NOTAC = const(0x4E)  # "N": no-TAC recoveries of a slot's card
+TAG_SHOWN = const(0x53)  # "S": the newest payment (its closing record's seq) the passenger was shown
 ENTRY = const(16)
 _VERSION = const(1)
 

@@ -14,6 +14,9 @@ Any journal (this one, the flash journal) offers:
   read_from(seq, limit) -> [Record]   records with seq >= seq, in order, at most limit
   acknowledge(upto_seq)         the depot has these durably; never removes the open intent
   count_refusal(status); refusals() -> {status: count}
+  intent(seq) -> Record|None    that intent while the journal still holds it, acknowledged or not
+  mark_shown(seq); shown() -> seq   the newest payment (its closing record's seq) whose result was on the screen;
+                                durable on the flash journal (one meta program), RAM on the others
   next_seq                      the sequence number the next record gets
 
 The durable list of torn intents (validator.md section 3; docs/design.md "Recovery"):
@@ -156,13 +159,14 @@ def take(out, recs, seq, ack, open_seq, limit):
 
 
 def last_payment(journal):
-    """(card number, intent's CST seconds) of the journal's newest record when it ends a payment that moved money
-    (completed, no_tac, or a settlement proving a debit), else None: what app.validator holds a card resting on
-    the reader to after a power cut, when RTC memory is gone (validator.md section 2, "not tapped again until it
-    is lifted"). Reads the last two records (a settlement's intent by its ref); acknowledged ones are not read.
+    """(intent, closing record) of the journal's newest record when it ends a payment that moved money and was not
+    refused by the PSAM (completed or no_tac without FLAG_MAC2_BAD, or a settlement proving a debit, with the
+    intent it settles), else None. Reads the last two records (a settlement's intent by its ref); acknowledged
+    ones are not read, except a settled intent (journal.intent). app.validator holds a card resting on the reader to it after a power cut (validator.md
+    section 2, "not tapped again until it is lifted"), and unshown_payment() asks whether it was shown.
 
         j = MemoryJournal(); i = Record(KIND_INTENT, card_no=7, time=1796112000); j.append_intent(i)
-        j.append_outcome(i.outcome(KIND_COMPLETED)); assert last_payment(j) == (7, 1796112000)
+        j.append_outcome(i.outcome(KIND_COMPLETED)); assert last_payment(j)[0].card_no == 7
     """
     n = journal.next_seq
     recs = journal.read_from(n - 2 if n > 2 else 1, 2)
@@ -172,13 +176,23 @@ def last_payment(journal):
     if end.kind in (KIND_COMPLETED, KIND_NO_TAC):
         intent = recs[0] if len(recs) == 2 and recs[0].seq == end.ref else None
     elif end.kind in (KIND_SETTLED, KIND_SETTLED_NO_TAC):
-        found = journal.read_from(end.ref, 1)  # an older intent: the torn tap this one recovered
-        intent = found[0] if found and found[0].seq == end.ref else None
+        intent = journal.intent(end.ref)  # an older intent, the torn tap this one recovered: maybe acknowledged
     else:
         return None  # an intent still open, cancelled, unresolved or not debited: nothing to hold the card to
-    if intent is None or intent.kind != KIND_INTENT:
+    if intent is None or intent.kind != KIND_INTENT or end.flags & FLAG_MAC2_BAD:
         return None
-    return intent.card_no, intent.time
+    return intent, end
+
+
+def unshown_payment(journal):
+    """last_payment() when its result never reached the screen (its seq above journal.shown()): the power went
+    between the durable record and the display, so the passenger, who saw nothing, will tap again. The next tap of
+    that card (tunion.purchase), if the card proves that payment is still its newest, shows it paid and charges
+    nothing (validator.md section 3: when in doubt, never charge twice)."""
+    p = last_payment(journal)
+    if p is None or p[1].seq <= journal.shown():
+        return None
+    return p
 
 
 class MemoryJournal:
@@ -193,6 +207,7 @@ class MemoryJournal:
         self._open = None  # the open intent, decoded
         self._open_terminal = self.terminal
         self._refusals = {}
+        self._shown = 0
         self._ack = first_seq - 1
         self._no_tac = {}
         self.faults = []
@@ -318,6 +333,20 @@ class MemoryJournal:
 
     def refusals(self):
         return dict(self._refusals)
+
+    def intent(self, seq):
+        for raw in self._raw:  # acknowledged records are gone from this journal
+            rec = Record.decode(raw)
+            if rec.seq == seq:
+                return rec if rec.kind == KIND_INTENT else None
+        return None
+
+    def mark_shown(self, seq):
+        if seq > self._shown:
+            self._shown = seq
+
+    def shown(self):
+        return self._shown
 
     def __len__(self):
         return len(self._raw)

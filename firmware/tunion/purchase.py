@@ -170,6 +170,12 @@ def _tap(purse, sam, journal, config, state, now):
         elif torn.inside:
             # The counter moved (or INITIALIZE failed) and the log could not say where: never charge twice.
             return _result(O.TAP_AGAIN, card_no=card_no, seq=torn.intent.seq, detail="torn purchase not proven either way")
+    if state.unshown is not None and R.shown_now(state, card_no, ef15, init, now[0], config.recovery_window_s):
+        u, end = state.unshown
+        state.unshown = None
+        guard_recovered(state, card_no, now)
+        return _result(O.PAID_RECOVERED, u.amount, init.balance, card_no, end.seq, end.flags,
+                       "paid before a restart and not shown then; not charged again")
     if s != SW_OK:
         if s == SW_INSUFFICIENT_BALANCE:
             return _refuse(journal, O.REFUSED_INSUFFICIENT, card_no, purse.get_balance(), "balance below fare")

@@ -8,6 +8,8 @@ validator.md section 3 and the table in docs/design.md "Recovery". Only the card
 caller (tunion.purchase) asks the PSAM to verify a PROVE answer's MAC2 in the intent's own session, and uses
 INITIALIZE's counter as the last word when the log cannot tell. A tear (CardLost) is not caught here: a card gone
 mid-evidence proves nothing, and the caller keeps the intent unresolved.
+
+    if shown_now(state, card_no, ef15, init, secs, window_s): ...   # a payment a power cut kept off the screen
 """
 from tunion.compat import const
 from tunion.apdu import SW_CONDITIONS, SW_MAC_NOT_AVAILABLE, SW_RECORD_NOT_FOUND
@@ -127,3 +129,17 @@ def judge(prove, verified, log):
         if prove[0] == PROVE_NOTHING:
             return DEBITED_NO_TAC
     return UNKNOWN
+
+
+def shown_now(state, card_no, ef15, init, secs, window_s):
+    """True for the card of the payment a power cut kept off the screen (State.unshown), inside the recovery
+    window, when the card proves that payment is still its newest: INITIALIZE's counter one past the intent's and
+    its balance the one the payment left. Then the ride is paid: shown, not charged (validator.md section 3, "when
+    in doubt, never charge twice"). Any other answer from that card (it moved on) ends the doubt."""
+    u, end = state.unshown
+    if u.card_no != card_no or u.issuer != ef15.issuer:
+        return False
+    if init is not None and init.counter == u.counter + 1 and init.balance == end.balance:
+        return 0 <= secs - u.time <= window_s
+    state.unshown = None
+    return False

@@ -39,6 +39,13 @@ class State:
         self.last_tick = 0
         self.last_secs = None
         self.pending = None  # tunion.purchase: a torn intent whose proof waits for this tap's INITIALIZE counter
+        # (intent, closing record) of a payment whose result never reached the screen (tunion.journal
+        # .unshown_payment, set at boot): that card's next tap shows it paid if the card proves it (purchase.py).
+        self.unshown = None
+
+    def hold_unshown(self, payment):
+        """payment: tunion.journal.unshown_payment's (intent, closing record), or None."""
+        self.unshown = payment
 
     def paid(self, card_no, ticks, secs=None):
         self.last_card = card_no
