@@ -140,3 +140,51 @@ def test_power_cut_at_every_flash_operation_of_a_small_run(small_cuts):
 
 def test_power_cut_inside_every_flash_operation_of_a_small_run(small_cuts):
     _cut_sweep([p for p in small_cuts if p[1] is not None], 11)
+
+
+# Cut points where the power goes after a payment's record is durable and before its result is on the screen
+# (found with the mutant below over seeds 12-20, every op and inside): the passenger saw nothing and taps again.
+UNSHOWN = [(14, 31), (16, 27), (17, 102), (18, 117), (19, 89)]
+
+
+def _points(seed, op):
+    return [p for p in cut_points(seed, inside=True, **SMALL) if p[0] == op]
+
+
+def _sweep(points):
+    return [random_journey(seed, journal="flash", cut=(0, k, partial), **SMALL).report()
+            for seed, op in points for k, partial in _points(seed, op)]
+
+
+def test_a_payment_the_power_kept_off_the_screen_is_not_charged_again():
+    """Each of these cuts charged the returning passenger twice before the shown mark (journal.mark_shown,
+    tunion.recovery.shown_now); now none does, and no acceptance is unbacked."""
+    reps = _sweep(UNSHOWN)
+    assert len(reps) >= len(UNSHOWN) and all(r.cuts == 1 for r in reps)
+    bad = [r.explain(3) for r in reps if r.violations]
+    assert not bad, "\n".join(bad[:3])
+
+
+def test_mutant_never_show_a_payment_again_charges_twice(monkeypatch):
+    from tunion import recovery
+
+    monkeypatch.setattr(recovery, "shown_now", lambda *a: False)
+    reps = _sweep(UNSHOWN)
+    assert sum(r.double_charges for r in reps) >= len(UNSHOWN), [r.figures() for r in reps]
+
+
+def test_a_lost_shown_mark_is_the_only_free_ride_the_oracle_lets_through(monkeypatch):
+    """A cut at the mark itself, after the screen drew PAID: the validator cannot know it was seen and shows the
+    card's return PAID_RECOVERED (oracle (a'): `reshown`, a free ride). A mutant that ignores the mark and shows
+    every returning card's last payment again is caught as unbacked acceptances."""
+    at_mark = [(11, 8), (11, 36)]  # the cut falls on the mark's program
+    reps = [random_journey(s, journal="flash", cut=(0, k, None), **SMALL).report() for s, k in at_mark]
+    assert not [r for r in reps if r.violations] and [r.reshown for r in reps] == [1, 1]
+    pts = [(11, 37), (11, 57), (11, 70)]  # cuts after the mark was in flash: nothing is shown again
+    reps = [random_journey(s, journal="flash", cut=(0, k, None), **SMALL).report() for s, k in pts]
+    assert not [r for r in reps if r.violations] and sum(r.reshown for r in reps) == 0
+    from tunion.journal import last_payment
+
+    monkeypatch.setattr(journey, "unshown_payment", last_payment)
+    reps = [random_journey(s, journal="flash", cut=(0, k, None), **SMALL).report() for s, k in pts]
+    assert sum(r.unbacked_acceptances for r in reps) >= len(pts), [r.figures() for r in reps]

@@ -21,7 +21,7 @@ sim.scenarios. Pure Python, runs under MicroPython too.
 from tunion import outcome as O
 from tunion import purchase
 from tunion.flashjournal import FlashJournal
-from tunion.journal import MemoryJournal
+from tunion.journal import MemoryJournal, unshown_payment
 from tunion.psam import Psam
 from tunion.segment import SegmentHeader
 from tunion.rules import State
@@ -131,6 +131,7 @@ class Validator:
         self.top = 0
         self.acked = 0  # the depot's acknowledgement: records up to here may leave the journal
         self.reboots = 0
+        self.mark_lost = False  # the last idle()'s power cut lost the shown mark of the tap before it
         self._sam()
         self.terminal = self.psam.terminal
         if journal == "flash":
@@ -166,19 +167,27 @@ class Validator:
         self._sam()
         if self.nor is not None:
             self._mount()
+        self.state.hold_unshown(unshown_payment(self.journal))  # as app.validator at boot
         if self.forget_at_reboot:  # the mutant: the durable list forgotten
             for e in self.journal.unresolved():
                 self.journal.drop_unresolved(e.seq, "mutant")
         self.sync(True)
 
-    def idle(self):
-        """Between taps: the app's housekeeping (flash erases, the software SAM's TTC reserve)."""
+    def idle(self, shown=0):
+        """Between taps: the app's housekeeping: the shown payment's mark (app.validator: after the screen is
+        drawn), flash erases, the software SAM's TTC reserve."""
+        self.mark_lost = False
         try:
+            if shown:
+                self.journal.mark_shown(shown)
             if self.nor is not None:
                 self.journal.idle()
             self.softsam.top_up()
         except PowerCut:
             self.reboot()
+            # The cut fell before the shown mark was in flash: the validator cannot know the passenger saw PAID
+            # (sim.oracle lets one later PAID_RECOVERED show that debit again).
+            self.mark_lost = bool(shown) and self.journal.shown() < shown
             return True
         return False
 
@@ -312,7 +321,7 @@ class Journey:
         card.remove()
         self.advance(_TAP_MS)
         if status != POWER_CUT and status != EXCEPTION:
-            if v.idle():
+            if v.idle(seq if status in (O.PAID, O.PAID_RECOVERED) and seq else 0):
                 self.cuts += 1
                 self.advance(_BOOT_MS)
             v.sync()
@@ -322,6 +331,7 @@ class Journey:
                 self.second_tears += 1
         t = Tap(len(self.taps), vi, p, status, seq, now[0], now[1], h0, len(card.history), torn, ride.idx,
                 linger, note)
+        t.mark_lost = status != POWER_CUT and status != EXCEPTION and v.mark_lost
         self.taps.append(t)
         ride.taps.append(t.idx)
         if linger:

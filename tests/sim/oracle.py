@@ -12,6 +12,10 @@ date-time, TAC, MAC2) with every record each validator's journal ever returned, 
       terminal: a PAID by the debit of its own tap, a PAID_RECOVERED by the torn debit (an earlier tap's, or its
       own tap's when the DEBIT answer was garbled) that backs nothing else, inside the recovery window; no debit
       backs two acceptances;
+  (a') except that a PAID_RECOVERED may show again the card's latest debit, made at that validator inside the
+      window, when it backs an acceptance whose shown mark (journal.mark_shown) a power cut kept out of flash: the
+      validator cannot know that result reached the passenger, and does not charge twice; counted as `reshown`
+      (a free ride each), not as a violation;
   (b) every debit the card made at a validator is claimed by exactly one of its intents (same card, terminal and
       TTC), whose end is debited with the card's own TAC, debited without TAC, or still unknown;
   (c) no record claims a debit the card did not make: a debited end has one, with counter + 1, the intent's
@@ -41,6 +45,7 @@ from tunion.record import (
 
 ACCEPTED = (O.PAID, O.PAID_RECOVERED)
 _ZERO_TAC = b"\x00\x00\x00\x00"
+_POWER_CUT = "POWER_CUT"  # sim.journey's pseudo-status of a tap the validator's power cut short
 _SLACK_S = 2  # the rig rounds ticks up to whole seconds: a window edge may land a second late
 
 
@@ -58,6 +63,7 @@ class Tap:
         self.seq = seq
         self.secs = secs
         self.ticks = ticks
+        self.mark_lost = False  # a power cut in the idle after it kept its shown mark out of flash (sim.journey)
         self.h0 = h0
         self.h1 = h1
         self.torn = torn
@@ -101,12 +107,27 @@ class Debit:
         self.vi = None  # the validator whose terminal it carries
         self.tap = None  # the Tap index it happened in
         self.backs = None  # the accepting Tap index
+        self.reshown = None  # the PAID_RECOVERED Tap index that showed it again (a')
         self.claims = []  # (vi, intent seq, end)
         self.double = False
 
     def name(self, cards):
         return "card%d debit #%d (counter %d, %d fen, TTC %d, terminal %s)" % (
             self.ci, self.k, self.counter, self.amount, self.ttc, self.terminal.hex())
+
+
+def _reshown(t, taps, per_card, window_s):
+    """(a') The debit a PAID_RECOVERED may show again: the card's latest debit before this tap (none since), made
+    at this validator inside the window, backing an acceptance whose shown mark a power cut kept out of flash
+    (Tap.mark_lost: the validator cannot know the passenger saw it; validator.md section 3, never charge twice),
+    and not shown again before. Else None."""
+    if t.h0 < 1:
+        return None
+    d = per_card[t.ci][t.h0 - 1]
+    if d.vi != t.vi or d.backs is None or d.reshown is not None or not 0 <= t.secs - d.secs <= window_s + _SLACK_S:
+        return None
+    a = taps[d.backs]
+    return d if a.status in ACCEPTED and a.mark_lost else None
 
 
 class Report:
@@ -122,6 +143,7 @@ class Report:
         self.unexplained_debits = 0
         self.false_claims = 0  # (c), (d): a record claiming a debit the card did not make, or a TAC not its own
         self.unbacked_acceptances = 0  # (a): PAID or PAID_RECOVERED with no debit of the card at that terminal
+        self.reshown = 0  # (a'): a PAID shown again as PAID_RECOVERED after a cut lost its shown mark: a free ride
         self.violations = []
         # filled by the journey
         self.tears = 0
@@ -156,6 +178,7 @@ class Report:
             "unexplained_debits": self.unexplained_debits,
             "false_claims": self.false_claims,
             "unbacked_acceptances": self.unbacked_acceptances,
+            "reshown": self.reshown,
             "exceptions": self.exceptions,
             "violations": len(self.violations),
         }
@@ -366,7 +389,14 @@ def check(cards, validators, taps, rides, window_s=600, repeat_ms=1000):
                 if d not in waiting:
                     waiting.append(d)
             cand = [d for d in waiting if d.k < t.h1]
-            if not cand:
+            # A waiting debit inside the window is a torn one this tap recovered; an older one (settled later as
+            # debited, the card charged anew: validator.md section 3) leaves room for (a').
+            stale = not cand or t.secs - cand[-1].secs > window_s + _SLACK_S
+            again = _reshown(t, taps, per_card, window_s) if stale else None
+            if again is not None:
+                again.reshown = t.idx
+                rep.reshown += 1
+            elif not cand:
                 rep.add("%r: PAID_RECOVERED without an earlier debit at this terminal that no acceptance took (a)" % t)
             else:
                 d = cand[-1]
@@ -395,8 +425,8 @@ def check(cards, validators, taps, rides, window_s=600, repeat_ms=1000):
         if END_DEBITED_TAC in ends or not ends:
             continue
         for t in taps:
-            if t.idx <= d.tap or t.ci != d.ci or t.vi != d.vi or t.torn:
-                continue
+            if t.idx <= d.tap or t.ci != d.ci or t.vi != d.vi or t.torn or t.status == _POWER_CUT:
+                continue  # a tap the power cut short could record nothing: the card's next one still can
             if t.h0 != d.k + 1:
                 break  # the card debited again: PROVE can no longer give this TAC
             if t.secs - d.secs > window_s:
