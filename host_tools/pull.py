@@ -30,6 +30,7 @@ from host_tools.errors import DepotError
 from host_tools.store import DAMAGE, Cursor, store_chunk
 
 CHUNK = 4096  # depot.md: base64 chunks of 4 KB per exec reach ~75 % of a 115200 link
+MIN_CHUNK = 512  # the smallest records() chunk a fragmented board is asked for (service: 256..4096)
 RETRIES = 3  # a chunk that fails its length or CRC is asked for again this many times
 
 
@@ -44,16 +45,29 @@ def _decode_chunk(c):
     return b
 
 
+def _records(board, seq, chunk):
+    """records(seq, chunk), and the chunk size that worked: a board whose heap has no block for the chunk's base64
+    (MemoryError on the board, after a long day: the free heap in small holes) is asked for half as much, down to
+    MIN_CHUNK. records() only reads, so asking again changes nothing on the board."""
+    while True:
+        try:
+            return board.service("records", seq, chunk), chunk
+        except DepotError as e:
+            if getattr(e, "kind", None) != "exception" or "MemoryError" not in str(e) or chunk <= MIN_CHUNK:
+                raise
+            chunk = max(MIN_CHUNK, chunk // 2)
+
+
 def _fetch(board, seq, chunk):
-    """(raw bytes, next, end) of one records() call, retried while the link damages it."""
+    """(raw bytes, next, end, chunk size used) of one records() call, retried while the link damages it."""
     for _ in range(RETRIES):
-        r = board.service("records", seq, chunk)
+        r, chunk = _records(board, seq, chunk)
         chunks = r.get("chunks")
         if not isinstance(chunks, list) or not isinstance(r.get("next"), int):
             raise DepotError("board answered records(%d) without chunks/next: %.80r" % (seq, r))
         parts = [_decode_chunk(c) for c in chunks]
         if all(p is not None for p in parts):
-            return b"".join(parts), r["next"], bool(r.get("end"))
+            return b"".join(parts), r["next"], bool(r.get("end")), chunk
     raise DepotError("records from seq %d failed their length or CRC check %d times: the link is damaging data"
                      % (seq, RETRIES))
 
@@ -138,8 +152,9 @@ def pull(board, depot, depot_name, chunk=CHUNK, progress=None):
     total = max(0, st["next_seq"] - 1 - start)
     nbytes = stored = dups = 0
     seq = cur.seq + 1
+    asked = chunk
     while True:
-        raw, nxt, end = _fetch(board, seq, chunk)
+        raw, nxt, end, chunk = _fetch(board, seq, chunk)  # a smaller chunk, once the board needed it, from then on
         res = store_chunk(depot, cur, raw, nxt, pull_id)  # committed when it returns
         cur = res.cursor
         nbytes += len(raw)
@@ -158,7 +173,8 @@ def pull(board, depot, depot_name, chunk=CHUNK, progress=None):
     return {
         "board_id": bid, "board": st.get("board"), "depot": depot_name, "pull_id": pull_id,
         "stored": stored, "duplicates": dups, "first_seq": p["first_seq"], "last_seq": p["last_seq"],
-        "chunks": p["chunks"], "bytes": nbytes, "seconds": round(time.monotonic() - t0, 3),
+        "chunks": p["chunks"], "bytes": nbytes, "seconds": round(time.monotonic() - t0, 3), "chunk_bytes": chunk,
+        "chunk_asked": asked,
         "acknowledged": got.get("acknowledged", upto), "acked_elsewhere": max(0, (st.get("acknowledged") or 0) - held),
         "faults": faults, "damage": any(f["damage"] for f in faults),
     }
@@ -179,6 +195,9 @@ def _lines(rep):
                rep["board_id"], rep["board"] or "?", rep["depot"], rep["stored"], rep["duplicates"],
                ", seq %s..%s" % (rep["first_seq"], rep["last_seq"]) if rep["first_seq"] is not None else "",
                rep["chunks"], rep["bytes"] / 1024.0, rep["seconds"], rep["acknowledged"])]
+    if rep["chunk_bytes"] < rep["chunk_asked"]:
+        out.append("note: the board's heap had no room for %d-byte chunks (MemoryError): pulled in %d-byte chunks"
+                   % (rep["chunk_asked"], rep["chunk_bytes"]))
     if rep["acked_elsewhere"]:
         out.append("note: %d records were acknowledged on the board before this database saw them (another "
                    "depot's database holds them)" % rep["acked_elsewhere"])

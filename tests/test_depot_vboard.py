@@ -285,3 +285,44 @@ def sqlalchemy_sum(col):
     from sqlalchemy import func
 
     return func.sum(col)
+
+
+_HOG = """import gc
+_a = []
+try:
+    while True:
+        _a.append(bytearray(1520))
+except MemoryError:
+    pass
+_hog = _a[::2]
+del _a
+gc.collect()
+print(gc.mem_free())
+"""
+
+
+def test_a_fragmented_board_heap_is_pulled_in_smaller_chunks_and_nothing_is_lost(tmp_path):
+    """After a long day a board's free heap can be all small holes (`make demo`'s 300 taps: no block for a 4 KB
+    chunk's base64). Here the board's heap is cut into ~1.5 KB holes on purpose: records(seq, 4096) then raises
+    MemoryError on the board, and pull asks for half as much until it fits, stores every record once, says so,
+    and acknowledges them."""
+    from host_tools.link import Board as Link
+    from host_tools.pull import pull, _lines
+
+    b, chip = _app_board(tmp_path)
+    db = str(tmp_path / "depot.sqlite")
+    with b:
+        written = _restart_with_journal(b, 300)
+        with Link(b.port) as link:
+            free = int(link.exec(_HOG).strip().splitlines()[-1])
+            assert free > 40000  # the holes: about half the heap, none of them 4 KB
+            depot = open_db(db)
+            try:
+                rep = pull(link, depot, "test")
+            finally:
+                depot.close()
+            link.exec("del _hog")
+    assert rep["stored"] == len(written) == 600 and rep["duplicates"] == 0 and not rep["damage"]
+    assert rep["chunk_asked"] == 4096 and 512 <= rep["chunk_bytes"] < 4096, rep
+    assert rep["acknowledged"] == 600
+    assert any("pulled in %d-byte chunks" % rep["chunk_bytes"] in line for line in _lines(rep))
