@@ -376,6 +376,22 @@ class _Memo:
         return self.v
 
 
+def _held_until_lifted(rig, reader, v, card):
+    """The card that paid once rests on the reader of a restarted validator `v`: silent turns, not charged again,
+    nothing written; lifted and tapped again, it pays for a new ride."""
+    n = len(rig.records())
+    for _ in range(4):
+        r = v.step()
+        assert r is None or r.status == O.IGNORED_REPEAT
+        rig.advance(2000)
+    assert card.debits == 1 and card.balance == 5000 - 200 and len(rig.records()) == n  # not charged, nothing written
+    reader.lift()
+    v.step()
+    rig.advance(3000)
+    reader.place(card)
+    assert v.step().status == O.PAID and card.debits == 2  # lifted and tapped again: a new ride
+
+
 def test_a_card_resting_through_a_restart_is_not_charged_again_but_a_new_tap_pays():
     """The depot tool restarts the app (a soft reset) while the last payer's card rests on the reader: the
     repeat check's RAM is gone, the memo in RTC memory is not. The same card is not charged again (silent, no
@@ -389,17 +405,7 @@ def test_a_card_resting_through_a_restart_is_not_charged_again_but_a_new_tap_pay
     rig.advance(40_000)  # the depot pulls, then restarts the app: a new Validator, the same journal and memo
     v2 = Validator(reader, rig.psam, rig.journal, rig.config, v.clock, screen=scr, feedback=fb, log=ErrorLog(),
                    memo=memo)
-    n = len(rig.records())
-    for _ in range(4):
-        r = v2.step()
-        assert r is None or r.status == O.IGNORED_REPEAT
-        rig.advance(2000)
-    assert a.debits == 1 and len(rig.records()) == n  # not charged, nothing written
-    reader.lift()
-    v2.step()
-    rig.advance(3000)
-    reader.place(a)
-    assert v2.step().status == O.PAID and a.debits == 2  # lifted and tapped again: a new ride
+    _held_until_lifted(rig, reader, v2, a)
     # without the memo (a power cut loses RTC memory) a resting card is a new tap, as before
     reader.lift()
     v3 = Validator(reader, rig.psam, rig.journal, rig.config, v.clock, screen=scr, feedback=fb, log=ErrorLog(),
@@ -426,17 +432,7 @@ def test_a_card_resting_through_a_power_cut_is_held_by_the_journals_last_payment
     v.step()  # idle: drawn and marked shown
     rig.advance(30_000)
     v2 = _power_cut(rig, v, scr, fb, reader)
-    n = len(rig.records())
-    for _ in range(4):
-        r = v2.step()
-        assert r is None or r.status == O.IGNORED_REPEAT
-        rig.advance(2000)
-    assert a.debits == 1 and a.balance == 5000 - 200 and len(rig.records()) == n
-    reader.lift()
-    v2.step()
-    rig.advance(3000)
-    reader.place(a)
-    assert v2.step().status == O.PAID and a.debits == 2  # lifted and tapped again: a new ride
+    _held_until_lifted(rig, reader, v2, a)
     reader.lift()
     b = make_card(card_no=keys.TEST_CARD_NO + 78, balance=5000)
     reader.place(b)

@@ -38,6 +38,15 @@ def _board(folder, config=True):
     return b, chip, sam, Watch(b)
 
 
+def _status(b, w):
+    """service.status() through mpremote's raw REPL (the loop interrupted, then left in the REPL)."""
+    t = transport(b, w)
+    try:
+        return t.eval("__import__('app.service').service.status()")
+    finally:
+        t.close()
+
+
 @pytest.fixture(scope="module")
 def tapped(tmp_path_factory):
     """A board with a configuration that has had three cards tapped; the loop then interrupted by mpremote."""
@@ -163,11 +172,7 @@ def test_a_board_without_a_psam_pays_with_the_software_sam_and_says_test_keys(tm
         b.place_card(card)
         w.until(lambda: card.balance == 4800, "the card charged")
         more_polls(w, chip)
-        t = transport(b, w)
-        try:
-            st = t.eval("__import__('app.service').service.status()")
-        finally:
-            t.close()
+        st = _status(b, w)
         out = b.output
     assert st["test_keys"] is True and st["taps"] == {"PAID": 1} and st["out_of_service"] is None
     assert b"TEST KEYS" in out  # the software SAM says so on the console at boot
@@ -198,9 +203,5 @@ def test_a_card_resting_through_a_power_cut_is_not_charged_again(tmp_path):
         b.place_card(card)
         w.until(lambda: card.balance == 2600, "lifted and tapped again: a new ride")
         more_polls(w, chip)
-        t = transport(b, w)
-        try:
-            st = t.eval("__import__('app.service').service.status()")
-        finally:
-            t.close()
+        st = _status(b, w)
     assert len(card.history) == 2 and st["taps"] == {"PAID": 1} and st["open_intent"] is None

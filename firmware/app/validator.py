@@ -58,7 +58,7 @@ class Validator:
             p = last_payment(journal)
             if p is not None:
                 self._journal_memo = (p[0].card_no, p[0].time)
-                unshown = unshown_payment(journal)
+                unshown = unshown_payment(journal, p)
         except Exception:  # noqa: BLE001 - a damaged tail only loses the guard; the journal reports its own faults
             pass
         self.sam = sam

@@ -194,8 +194,8 @@ class FlashJournal(FlashMount):
     def mark_shown(self, seq):
         """The payment closed by record `seq` was on the screen: one 16-byte program (deferred to idle() when the
         meta sector is full). Values only rise: an older seq changes nothing."""
-        if seq > self.meta.get(TAG_SHOWN, 0) and not self.meta.put(TAG_SHOWN, 0, seq):
-            self._unsaved_shown = seq
+        if not self.meta.put(TAG_SHOWN, 0, seq):
+            self._unsaved_shown = max(self._unsaved_shown, seq)
 
     def shown(self):
         return max(self.meta.get(TAG_SHOWN, 0), self._unsaved_shown)

@@ -162,8 +162,9 @@ def last_payment(journal):
     """(intent, closing record) of the journal's newest record when it ends a payment that moved money and was not
     refused by the PSAM (completed or no_tac without FLAG_MAC2_BAD, or a settlement proving a debit, with the
     intent it settles), else None. Reads the last two records (a settlement's intent by its ref); acknowledged
-    ones are not read, except a settled intent (journal.intent). app.validator holds a card resting on the reader to it after a power cut (validator.md
-    section 2, "not tapped again until it is lifted"), and unshown_payment() asks whether it was shown.
+    ones are not read, except a settled intent (journal.intent). app.validator holds a card resting on the
+    reader to it after a power cut (validator.md section 2, "not tapped again until it is lifted"), and
+    unshown_payment() asks whether it was shown.
 
         j = MemoryJournal(); i = Record(KIND_INTENT, card_no=7, time=1796112000); j.append_intent(i)
         j.append_outcome(i.outcome(KIND_COMPLETED)); assert last_payment(j)[0].card_no == 7
@@ -184,12 +185,13 @@ def last_payment(journal):
     return intent, end
 
 
-def unshown_payment(journal):
-    """last_payment() when its result never reached the screen (its seq above journal.shown()): the power went
-    between the durable record and the display, so the passenger, who saw nothing, will tap again. The next tap of
-    that card (tunion.purchase), if the card proves that payment is still its newest, shows it paid and charges
-    nothing (validator.md section 3: when in doubt, never charge twice)."""
-    p = last_payment(journal)
+def unshown_payment(journal, p=None):
+    """last_payment() (or `p`, what it already returned) when its result never reached the screen (its seq above
+    journal.shown()): the power went between the durable record and the display, so the passenger, who saw
+    nothing, will tap again. The next tap of that card (tunion.purchase), if the card proves that payment is still
+    its newest, shows it paid and charges nothing (validator.md section 3: when in doubt, never charge twice)."""
+    if p is None:
+        p = last_payment(journal)
     if p is None or p[1].seq <= journal.shown():
         return None
     return p
